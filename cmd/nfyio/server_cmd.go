@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"nfyio.dev/storage/internal/server"
+)
+
+// envString returns the NFYIO_* variable name's value, or def.
+func envString(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		b, err := strconv.ParseBool(v)
+		if err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int64) int64 {
+	if v, ok := os.LookupEnv(name); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func runServer(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("nfyio server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg server.Config
+	var accessLog string
+	fs.StringVar(&cfg.Address, "address", envString("NFYIO_ADDRESS", "127.0.0.1:9000"), "listen address (NFYIO_ADDRESS)")
+	fs.StringVar(&cfg.DataDir, "data", envString("NFYIO_DATA_DIR", "data"), "data directory (NFYIO_DATA_DIR)")
+	fs.StringVar(&cfg.Region, "region", envString("NFYIO_REGION", "us-east-1"), "region reported by GetBucketLocation and used by our own tools; any region is accepted in signatures (NFYIO_REGION)")
+	fs.StringVar(&cfg.Domain, "domain", envString("NFYIO_DOMAIN", ""), "domain for virtual-hosted addressing, BUCKET.DOMAIN (NFYIO_DOMAIN)")
+	fs.StringVar(&cfg.PublicURL, "public-url", envString("NFYIO_PUBLIC_URL", ""), "URL clients use to reach the store behind a proxy; signatures are checked for its host (NFYIO_PUBLIC_URL)")
+	fs.BoolVar(&cfg.TrustProxy, "trust-proxy", envBool("NFYIO_TRUST_PROXY", false), "accept X-Forwarded-Host and X-Forwarded-Proto from a proxy (NFYIO_TRUST_PROXY)")
+	fs.BoolVar(&cfg.NoSync, "unsafe-no-fsync", envBool("NFYIO_UNSAFE_NO_FSYNC", false), "UNSAFE: do not fsync writes; acknowledged data can be lost on power failure (NFYIO_UNSAFE_NO_FSYNC)")
+	fs.Int64Var(&cfg.InlineThreshold, "inline-threshold", envInt("NFYIO_INLINE_THRESHOLD", 64<<10), "objects up to this many bytes are stored inside the metadata record; -1 disables (NFYIO_INLINE_THRESHOLD)")
+	maxConc := fs.Int("max-concurrent", int(envInt("NFYIO_MAX_CONCURRENT", 1024)), "requests served at once before answering 503 SlowDown (NFYIO_MAX_CONCURRENT)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("NFYIO_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on SIGTERM (NFYIO_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&accessLog, "access-log", envString("NFYIO_ACCESS_LOG", ""), "file for the access log; default stderr (NFYIO_ACCESS_LOG)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "nfyio server: unexpected arguments %s\n", strings.Join(fs.Args(), " "))
+		return 2
+	}
+	cfg.MaxConcurrent = *maxConc
+	cfg.MasterKey = os.Getenv("NFYIO_MASTER_KEY")
+	cfg.RootAccessKey = os.Getenv("NFYIO_ROOT_ACCESS_KEY")
+	cfg.RootSecretKey = os.Getenv("NFYIO_ROOT_SECRET_KEY")
+	cfg.Out = stdout
+	logOut := stderr
+	if accessLog != "" {
+		f, err := os.OpenFile(accessLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			fmt.Fprintf(stderr, "nfyio server: access log: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		logOut = f
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(logOut, nil))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "nfyio server: %v\n", err)
+		return 1
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		srv.Close()
+		fmt.Fprintf(stderr, "nfyio server: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "nfyio %s listening on http://%s, data in %s\n", version, ln.Addr(), cfg.DataDir)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		srv.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "nfyio server: %v\n", err)
+			return 1
+		}
+		return 0
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(stdout, "nfyio: shutting down")
+	if err := srv.Shutdown(context.Background()); err != nil {
+		fmt.Fprintf(stderr, "nfyio server: shutdown: %v\n", err)
+		return 1
+	}
+	<-done
+	return 0
+}

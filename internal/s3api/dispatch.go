@@ -1,0 +1,135 @@
+package s3api
+
+import (
+	"errors"
+
+	"nfyio.dev/storage/internal/iam"
+	"nfyio.dev/storage/internal/s3err"
+	"nfyio.dev/storage/internal/sigv4"
+	"nfyio.dev/storage/internal/storage"
+)
+
+// OnceParam is the signed query parameter that makes a presigned URL
+// single-use. Because it is part of the signed query, a URL holder cannot
+// remove it.
+const OnceParam = "X-Nfyio-Once"
+
+// authzKey is the key an operation is authorized against: the object key,
+// or for listings the prefix asked for.
+func authzKey(req *request) string {
+	switch req.op {
+	case "ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads":
+		return req.r.URL.Query().Get("prefix")
+	}
+	return req.key
+}
+
+func (s *Server) dispatch(req *request) {
+	err := s.authorize(req)
+	if err == nil {
+		err = s.handle(req)
+	}
+	if err != nil && !errors.Is(err, errResponseStarted) {
+		s.fail(req, err)
+	}
+}
+
+// authorize applies the principal's scopes and restrictions, the key's
+// presign policy and one-time redemption.
+func (s *Server) authorize(req *request) error {
+	if req.op == "" {
+		return s3err.MethodNotAllowed
+	}
+	if req.op == "PostObject" {
+		// Authenticated by the form's policy signature in the handler.
+		return nil
+	}
+	if req.p == nil {
+		return s3err.AccessDenied
+	}
+	if err := iam.Allow(req.p, req.op, req.bucket, authzKey(req)); err != nil {
+		req.info.AuthFailure = "scope"
+		return err
+	}
+	if req.auth.Kind != sigv4.PresignedV4 && req.auth.Kind != sigv4.PresignedV2 {
+		return nil
+	}
+	signedLength, signedType := int64(-1), ""
+	for _, h := range req.auth.SignedHeaders {
+		switch h {
+		case "content-length":
+			signedLength = req.r.ContentLength
+		case "content-type":
+			signedType = req.r.Header.Get("Content-Type")
+		}
+	}
+	if err := iam.CheckPresignPolicy(req.p.Key, req.auth.ExpiresIn, req.op, signedLength, signedType); err != nil {
+		req.info.AuthFailure = "policy"
+		return err
+	}
+	if token := req.r.URL.Query().Get(OnceParam); token != "" {
+		err := s.cfg.Meta.Redeem(req.ctx, req.auth.AccessKeyID+"/"+token, req.auth.Expires)
+		if errors.Is(err, storage.ErrAlreadyRedeemed) {
+			req.info.AuthFailure = "reuse"
+			return s3err.AccessDenied.WithMessage("Request has already been used")
+		}
+		if err != nil {
+			return storageError(err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) handle(req *request) error {
+	switch req.op {
+	case "ListBuckets":
+		return s.listBuckets(req)
+	case "CreateBucket":
+		return s.createBucket(req)
+	case "HeadBucket":
+		return s.headBucket(req)
+	case "DeleteBucket":
+		return s.deleteBucket(req)
+	case "GetBucketLocation":
+		return s.getBucketLocation(req)
+	case "GetBucketVersioning":
+		return s.getBucketVersioning(req)
+	case "PutBucketVersioning":
+		return s3err.NotImplemented.WithMessage("Versioning is not supported; buckets stay unversioned.")
+	case "ListObjects":
+		return s.listObjects(req, false)
+	case "ListObjectsV2":
+		return s.listObjects(req, true)
+	case "ListObjectVersions":
+		return s.listObjectVersions(req)
+	case "GetBucketAcl", "GetObjectAcl":
+		return s.getACL(req)
+	case "PutBucketAcl", "PutObjectAcl":
+		return s.putACL(req)
+	case "PutObject":
+		return s.putObject(req)
+	case "GetObject":
+		return s.getObject(req, false)
+	case "HeadObject":
+		return s.getObject(req, true)
+	case "DeleteObject":
+		return s.deleteObject(req)
+	case "DeleteObjects":
+		return s.deleteObjects(req)
+	case "CopyObject":
+		return s.copyObject(req)
+	case "UnsupportedBucketSubresource", "UnsupportedObjectSubresource":
+		return s3err.NotImplemented
+	}
+	if h, ok := extraHandlers[req.op]; ok {
+		return h(s, req)
+	}
+	return s3err.NotImplemented
+}
+
+// handlerFunc is an operation handler registered by a resource family
+// (multipart, CORS, POST uploads) in its own file.
+type handlerFunc func(s *Server, req *request) error
+
+// extraHandlers is filled by init functions of the resource-family files.
+var extraHandlers = map[string]handlerFunc{}

@@ -1,0 +1,155 @@
+package s3api
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// route is what the router learnt about a request before authentication.
+type route struct {
+	bucket string
+	key    string
+	op     string // S3 action name, e.g. "GetObject"; "" when none matches
+}
+
+// parsePath splits a request into bucket and key, from the path (path-style)
+// or from the host when it is a subdomain of domain (virtual-hosted style).
+// The key is the decoded path: keys are data, so nothing is cleaned.
+func parsePath(r *http.Request, domain string) (bucket, key string, ok bool) {
+	path, err := url.PathUnescape(r.URL.EscapedPath())
+	if err != nil {
+		return "", "", false
+	}
+	path = strings.TrimPrefix(path, "/")
+	if domain != "" {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.ToLower(host)
+		if strings.HasSuffix(host, "."+domain) {
+			return strings.TrimSuffix(host, "."+domain), path, true
+		}
+	}
+	bucket, key, _ = strings.Cut(path, "/")
+	return bucket, key, true
+}
+
+// operation maps method, query and addressing to the S3 action.
+func operation(r *http.Request, bucket, key string) string {
+	q := r.URL.Query()
+	has := func(name string) bool { _, ok := q[name]; return ok }
+	m := r.Method
+	if bucket == "" {
+		if m == http.MethodGet {
+			return "ListBuckets"
+		}
+		return ""
+	}
+	if key == "" {
+		switch m {
+		case http.MethodGet:
+			switch {
+			case has("location"):
+				return "GetBucketLocation"
+			case has("versioning"):
+				return "GetBucketVersioning"
+			case has("versions"):
+				return "ListObjectVersions"
+			case has("uploads"):
+				return "ListMultipartUploads"
+			case has("cors"):
+				return "GetBucketCors"
+			case has("acl"):
+				return "GetBucketAcl"
+			case has("policy"), has("lifecycle"), has("tagging"), has("encryption"), has("website"),
+				has("replication"), has("logging"), has("notification"), has("object-lock"),
+				has("ownershipControls"), has("publicAccessBlock"), has("accelerate"), has("requestPayment"),
+				has("analytics"), has("metrics"), has("inventory"), has("intelligent-tiering"):
+				return "UnsupportedBucketSubresource"
+			case q.Get("list-type") == "2":
+				return "ListObjectsV2"
+			default:
+				return "ListObjects"
+			}
+		case http.MethodHead:
+			return "HeadBucket"
+		case http.MethodPut:
+			switch {
+			case has("versioning"):
+				return "PutBucketVersioning"
+			case has("cors"):
+				return "PutBucketCors"
+			case has("acl"):
+				return "PutBucketAcl"
+			case len(q) == 0:
+				return "CreateBucket"
+			default:
+				return "UnsupportedBucketSubresource"
+			}
+		case http.MethodDelete:
+			switch {
+			case has("cors"):
+				return "DeleteBucketCors"
+			case len(q) == 0:
+				return "DeleteBucket"
+			default:
+				return "UnsupportedBucketSubresource"
+			}
+		case http.MethodPost:
+			switch {
+			case has("delete"):
+				return "DeleteObjects"
+			case strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data"):
+				return "PostObject"
+			}
+		}
+		return ""
+	}
+	switch m {
+	case http.MethodGet:
+		switch {
+		case has("uploadId"):
+			return "ListParts"
+		case has("acl"):
+			return "GetObjectAcl"
+		case has("tagging"), has("retention"), has("legal-hold"), has("torrent"), has("attributes"):
+			return "UnsupportedObjectSubresource"
+		}
+		return "GetObject"
+	case http.MethodHead:
+		return "HeadObject"
+	case http.MethodPut:
+		switch {
+		case has("uploadId") && r.Header.Get("X-Amz-Copy-Source") != "":
+			return "UploadPartCopy"
+		case has("uploadId"):
+			return "UploadPart"
+		case has("acl"):
+			return "PutObjectAcl"
+		case has("tagging"), has("retention"), has("legal-hold"):
+			return "UnsupportedObjectSubresource"
+		case r.Header.Get("X-Amz-Copy-Source") != "":
+			return "CopyObject"
+		}
+		return "PutObject"
+	case http.MethodDelete:
+		if has("uploadId") {
+			return "AbortMultipartUpload"
+		}
+		if has("tagging") {
+			return "UnsupportedObjectSubresource"
+		}
+		return "DeleteObject"
+	case http.MethodPost:
+		switch {
+		case has("uploads"):
+			return "CreateMultipartUpload"
+		case has("uploadId"):
+			return "CompleteMultipartUpload"
+		}
+	}
+	return ""
+}

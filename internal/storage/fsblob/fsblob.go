@@ -1,0 +1,401 @@
+// Package fsblob is the embedded storage.Blobs: each blob is one file under
+// a root directory.
+//
+// A new blob is written to a temporary file in root/tmp (the same file
+// system, so the final rename is atomic). Commit flushes it, fsyncs it,
+// renames it to root/ab/cd/abcd… and fsyncs the directory, so a committed
+// blob survives a crash and an uncommitted one is never visible under a
+// reference. References are random (128 bits, hex): object keys are data,
+// never paths, and nothing a client sends reaches the file system.
+//
+// A process that crashed leaves temporary files behind; New removes them,
+// because the process that calls New owns root (it holds root/LOCK) and so
+// nothing in tmp can still be in use.
+package fsblob
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"nfyio.dev/storage/internal/storage"
+)
+
+// Options configure New.
+type Options struct {
+	// NoSync skips fsync of blob files and directories. UNSAFE: after a
+	// power loss or OS crash, acknowledged objects can be empty, truncated
+	// or missing while their metadata still points at them. For tests and
+	// throwaway data only.
+	NoSync bool
+}
+
+// Store is a storage.Blobs on a local file system.
+type Store struct {
+	root   string
+	tmp    string
+	noSync bool
+	unlock func() error
+
+	// shards remembers shard directories known to exist (and to be
+	// durable), so a commit does not stat or create them again.
+	shards sync.Map
+}
+
+var _ storage.Blobs = (*Store)(nil)
+
+const refLen = 32 // hex digits of a 128-bit random id
+
+// New opens (creating if needed) a blob store in root.
+func New(root string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return nil, fmt.Errorf("fsblob: create %s: %w", root, mapErr(err))
+	}
+	unlock, err := lockDir(filepath.Join(root, "LOCK"))
+	if err != nil {
+		return nil, fmt.Errorf("fsblob: %s: %w", root, err)
+	}
+	s := &Store{root: root, tmp: filepath.Join(root, "tmp"), noSync: opts.NoSync, unlock: unlock}
+	// Leftovers of a crashed process: no one else can be writing them.
+	if err := os.RemoveAll(s.tmp); err != nil {
+		_ = unlock()
+		return nil, fmt.Errorf("fsblob: clear %s: %w", s.tmp, err)
+	}
+	if err := os.Mkdir(s.tmp, 0o750); err != nil {
+		_ = unlock()
+		return nil, fmt.Errorf("fsblob: create %s: %w", s.tmp, mapErr(err))
+	}
+	return s, nil
+}
+
+// Close releases the directory lock. Blobs already open stay readable.
+func (s *Store) Close() error {
+	if err := s.unlock(); err != nil {
+		return fmt.Errorf("fsblob: unlock %s: %w", s.root, err)
+	}
+	return nil
+}
+
+// Ping checks that the temporary directory is there: it is where every
+// write starts.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fi, err := os.Stat(s.tmp)
+	if err != nil {
+		return fmt.Errorf("fsblob: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("fsblob: %s is not a directory", s.tmp)
+	}
+	return nil
+}
+
+// mapErr turns "disk full" and "quota exceeded" into storage.ErrStorageFull
+// (keeping the cause), so the S3 layer can answer InsufficientStorage.
+func mapErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", storage.ErrStorageFull, err)
+	}
+	return err
+}
+
+func validRef(ref string) bool {
+	if len(ref) != refLen {
+		return false
+	}
+	for i := 0; i < len(ref); i++ {
+		c := ref[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) path(ref string) string {
+	return filepath.Join(s.root, ref[0:2], ref[2:4], ref)
+}
+
+func newRef() string {
+	var b [refLen / 2]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
+	return hex.EncodeToString(b[:])
+}
+
+// bufPool holds write buffers: they coalesce small writes (an upload
+// streamed in small chunks) into few system calls, while large writes go
+// straight to the file.
+var bufPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 128<<10) }}
+
+// Create starts a new blob. sizeHint is not needed: files grow as written.
+func (s *Store) Create(ctx context.Context, sizeHint int64) (storage.BlobWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(s.tmp, "w-*")
+	if err != nil {
+		return nil, fmt.Errorf("fsblob: create temporary file: %w", mapErr(err))
+	}
+	bw := bufPool.Get().(*bufio.Writer)
+	bw.Reset(f)
+	return &writer{s: s, f: f, bw: bw}, nil
+}
+
+type writer struct {
+	s    *Store
+	f    *os.File
+	bw   *bufio.Writer
+	err  error // first write error; later writes return it
+	done bool
+}
+
+var errFinished = errors.New("fsblob: blob writer already committed or aborted")
+
+func (w *writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errFinished
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.bw.Write(p)
+	if err != nil {
+		w.err = fmt.Errorf("fsblob: write: %w", mapErr(err))
+	}
+	return n, w.err
+}
+
+// release closes and removes the temporary file (after a failure or an
+// abort) and returns the buffer to the pool.
+func (w *writer) release() error {
+	w.done = true
+	w.bw.Reset(nil)
+	bufPool.Put(w.bw)
+	w.bw = nil
+	cerr := w.f.Close()
+	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("fsblob: remove temporary file: %w", err)
+	}
+	if cerr != nil && !errors.Is(cerr, os.ErrClosed) {
+		return fmt.Errorf("fsblob: close temporary file: %w", cerr)
+	}
+	return nil
+}
+
+// Abort discards the blob.
+func (w *writer) Abort() error {
+	if w.done {
+		return errFinished
+	}
+	return w.release()
+}
+
+// Commit makes the blob durable and visible under a new reference. On any
+// error the blob is discarded.
+func (w *writer) Commit(ctx context.Context) (string, error) {
+	if w.done {
+		return "", errFinished
+	}
+	ref, err := w.commit(ctx)
+	if err != nil {
+		_ = w.release()
+		return "", err
+	}
+	return ref, nil
+}
+
+func (w *writer) commit(ctx context.Context) (string, error) {
+	if w.err != nil {
+		return "", w.err
+	}
+	// A cancelled request (client gone) must not leave a blob behind.
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return "", fmt.Errorf("fsblob: write: %w", mapErr(err))
+	}
+	if !w.s.noSync {
+		if err := w.f.Sync(); err != nil {
+			return "", fmt.Errorf("fsblob: fsync: %w", mapErr(err))
+		}
+	}
+	if err := w.f.Close(); err != nil {
+		return "", fmt.Errorf("fsblob: close: %w", mapErr(err))
+	}
+	ref := newRef()
+	dir, err := w.s.shardDir(ref)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(w.f.Name(), filepath.Join(dir, ref)); err != nil {
+		return "", fmt.Errorf("fsblob: commit: %w", mapErr(err))
+	}
+	// From here the file is the blob: a failure below must not remove it
+	// (a reference is returned only once it is durable, but the file is
+	// then an orphan that a sweeper finds with List).
+	if err := w.s.syncDir(dir); err != nil {
+		return "", err
+	}
+	w.done = true
+	w.bw.Reset(nil)
+	bufPool.Put(w.bw)
+	w.bw = nil
+	return ref, nil
+}
+
+// shardDir returns root/ab/cd for ref abcd…, creating the directories and
+// making their entries durable the first time.
+func (s *Store) shardDir(ref string) (string, error) {
+	dir := filepath.Join(s.root, ref[0:2], ref[2:4])
+	if _, ok := s.shards.Load(dir); ok {
+		return dir, nil
+	}
+	parent := filepath.Dir(dir)
+	for _, d := range []string{parent, dir} {
+		err := os.Mkdir(d, 0o750)
+		if err == nil {
+			// The new directory's entry lives in its parent.
+			if err := s.syncDir(filepath.Dir(d)); err != nil {
+				return "", err
+			}
+		} else if !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("fsblob: create %s: %w", d, mapErr(err))
+		}
+	}
+	s.shards.Store(dir, true)
+	return dir, nil
+}
+
+func (s *Store) syncDir(dir string) error {
+	if s.noSync {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsblob: open directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsblob: fsync %s: %w", dir, mapErr(err))
+	}
+	return nil
+}
+
+// Open opens a committed blob; ErrBlobNotFound if there is none.
+func (s *Store) Open(ctx context.Context, ref string) (storage.Blob, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !validRef(ref) {
+		return nil, fmt.Errorf("fsblob: malformed reference %q: %w", ref, storage.ErrBlobNotFound)
+	}
+	f, err := os.Open(s.path(ref))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("fsblob: blob %s: %w", ref, storage.ErrBlobNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fsblob: open blob %s: %w", ref, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("fsblob: stat blob %s: %w", ref, err)
+	}
+	return &blob{f: f, size: fi.Size()}, nil
+}
+
+// blob is an open blob file. It implements storage.FileBlob so that GET
+// can hand the file to the kernel (sendfile).
+type blob struct {
+	f    *os.File
+	size int64
+}
+
+var _ storage.FileBlob = (*blob)(nil)
+
+func (b *blob) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
+func (b *blob) Size() int64                             { return b.size }
+func (b *blob) File() *os.File                          { return b.f }
+func (b *blob) Close() error                            { return b.f.Close() }
+
+// Delete removes a blob; a missing one is not an error. Readers that have
+// it open keep reading it (the file lives until they close it).
+func (s *Store) Delete(ctx context.Context, ref string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !validRef(ref) {
+		return fmt.Errorf("fsblob: malformed reference %q", ref)
+	}
+	if err := os.Remove(s.path(ref)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("fsblob: delete blob %s: %w", ref, err)
+	}
+	return nil
+}
+
+// List calls fn for every committed blob. Temporary files are not blobs and
+// are never listed.
+func (s *Store) List(ctx context.Context, fn func(ref string, modified time.Time) error) error {
+	top, err := os.ReadDir(s.root)
+	if err != nil {
+		return fmt.Errorf("fsblob: list %s: %w", s.root, err)
+	}
+	for _, d1 := range top {
+		if !d1.IsDir() || !validShard(d1.Name()) {
+			continue // tmp, LOCK
+		}
+		mid, err := os.ReadDir(filepath.Join(s.root, d1.Name()))
+		if err != nil {
+			return fmt.Errorf("fsblob: list: %w", err)
+		}
+		for _, d2 := range mid {
+			if !d2.IsDir() || !validShard(d2.Name()) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			dir := filepath.Join(s.root, d1.Name(), d2.Name())
+			files, err := os.ReadDir(dir)
+			if err != nil {
+				return fmt.Errorf("fsblob: list: %w", err)
+			}
+			for _, f := range files {
+				ref := f.Name()
+				if !f.Type().IsRegular() || !validRef(ref) || ref[0:2] != d1.Name() || ref[2:4] != d2.Name() {
+					continue
+				}
+				fi, err := f.Info()
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // deleted while we walked
+				}
+				if err != nil {
+					return fmt.Errorf("fsblob: list: %w", err)
+				}
+				if err := fn(ref, fi.ModTime()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func validShard(name string) bool {
+	return len(name) == 2 && validRef(name+"000000000000000000000000000000")
+}
