@@ -118,12 +118,11 @@ func parseChecksumRequest(h http.Header) (checksumRequest, error) {
 
 // bodyHasher computes MD5 and at most one flexible checksum in one pass.
 type bodyHasher struct {
-	md5  hash.Hash
-	sum  hash.Hash
-	n    int64
-	alg  string
-	buf  [64]byte
-	done bool
+	md5 hash.Hash
+	sum hash.Hash
+	n   int64
+	alg string
+	buf [64]byte
 }
 
 func newBodyHasher(alg string) *bodyHasher {

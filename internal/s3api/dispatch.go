@@ -24,6 +24,12 @@ func authzKey(req *request) string {
 	return req.key
 }
 
+// presigned reports whether the request was authenticated by a presigned URL,
+// to which the key's presign policy applies.
+func presigned(req *request) bool {
+	return req.auth != nil && (req.auth.Kind == sigv4.PresignedV4 || req.auth.Kind == sigv4.PresignedV2)
+}
+
 func (s *Server) dispatch(req *request) {
 	err := s.authorize(req)
 	if err == nil {
@@ -51,7 +57,7 @@ func (s *Server) authorize(req *request) error {
 		req.info.AuthFailure = "scope"
 		return err
 	}
-	if req.auth.Kind != sigv4.PresignedV4 && req.auth.Kind != sigv4.PresignedV2 {
+	if !presigned(req) {
 		return nil
 	}
 	signedLength, signedType := int64(-1), ""

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"nfyio.dev/storage/internal/iam"
 	"nfyio.dev/storage/internal/s3err"
 	"nfyio.dev/storage/internal/storage"
 )
@@ -407,6 +408,14 @@ func (s *Server) completeUpload(req *request) error {
 			info.Checksum = p.Checksum.Value
 		}
 		obj.Parts = append(obj.Parts, info)
+	}
+	// Each presigned part was checked against the key's size limit on its
+	// own; the object the parts make must be within it too.
+	if presigned(req) {
+		if err := iam.CheckObjectSize(req.p.Key, obj.Size); err != nil {
+			req.info.AuthFailure = "policy"
+			return err
+		}
 	}
 	obj.ETag = hex.EncodeToString(md5s.Sum(nil)) + "-" + strconv.Itoa(len(in.Parts))
 	if obj.Checksum != nil {

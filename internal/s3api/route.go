@@ -7,13 +7,6 @@ import (
 	"strings"
 )
 
-// route is what the router learnt about a request before authentication.
-type route struct {
-	bucket string
-	key    string
-	op     string // S3 action name, e.g. "GetObject"; "" when none matches
-}
-
 // parsePath splits a request into bucket and key, from the path (path-style)
 // or from the host when it is a subdomain of domain (virtual-hosted style).
 // The key is the decoded path: keys are data, so nothing is cleaned.
@@ -35,6 +28,22 @@ func parsePath(r *http.Request, domain string) (bucket, key string, ok bool) {
 	}
 	bucket, key, _ = strings.Cut(path, "/")
 	return bucket, key, true
+}
+
+// subresources counts the query parameters that are not authentication: a
+// presigned CreateBucket or DeleteBucket carries X-Amz-* (or SigV2) query
+// parameters yet names no subresource.
+func subresources(q url.Values) int {
+	n := 0
+	for name := range q {
+		switch {
+		case len(name) > 6 && strings.EqualFold(name[:6], "x-amz-"):
+		case name == "X-Nfyio-Once", name == "AWSAccessKeyId", name == "Signature", name == "Expires":
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // operation maps method, query and addressing to the S3 action.
@@ -84,7 +93,7 @@ func operation(r *http.Request, bucket, key string) string {
 				return "PutBucketCors"
 			case has("acl"):
 				return "PutBucketAcl"
-			case len(q) == 0:
+			case subresources(q) == 0:
 				return "CreateBucket"
 			default:
 				return "UnsupportedBucketSubresource"
@@ -93,7 +102,7 @@ func operation(r *http.Request, bucket, key string) string {
 			switch {
 			case has("cors"):
 				return "DeleteBucketCors"
-			case len(q) == 0:
+			case subresources(q) == 0:
 				return "DeleteBucket"
 			default:
 				return "UnsupportedBucketSubresource"

@@ -12,7 +12,6 @@ import (
 )
 
 const (
-	s3Namespace = "http://s3.amazonaws.com/doc/2006-03-01/"
 	// maxXMLBody bounds every XML document the server reads: the largest
 	// legitimate one is a 1,000-key DeleteObjects or a 10,000-part
 	// CompleteMultipartUpload, well under this.

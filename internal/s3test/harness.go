@@ -25,6 +25,8 @@ import (
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
 	"nfyio.dev/storage/internal/server"
+	"nfyio.dev/storage/internal/testpg"
+	"nfyio.dev/storage/internal/testweed"
 )
 
 // Root credentials every test server starts with.
@@ -41,6 +43,33 @@ type Server struct {
 	DataDir string
 	Srv     *server.Server
 	Log     *SyncBuffer // access log and errors
+	// Backend is the storage the server runs on (see Backend()); tests that
+	// look inside the embedded files skip on the others.
+	Backend string
+}
+
+// Backend returns the storage backends the suite runs on, from
+// NFYIO_TEST_BACKEND: "embedded" (default), "postgres", "seaweedfs" or
+// "postgres+seaweedfs". make test runs the suite on each.
+func Backend() string {
+	if b := os.Getenv("NFYIO_TEST_BACKEND"); b != "" {
+		return b
+	}
+	return "embedded"
+}
+
+// Embedded reports whether the server keeps its data in DataDir only.
+func (s *Server) Embedded() bool { return s.Backend == "embedded" }
+
+// backendConfig points cfg at the shared-store backends the suite runs on.
+func backendConfig(t testing.TB, cfg *server.Config) {
+	b := Backend()
+	if strings.Contains(b, "postgres") {
+		cfg.Meta = testpg.Start(t)
+	}
+	if strings.Contains(b, "seaweedfs") {
+		cfg.Blobs = "seaweedfs://" + strings.TrimPrefix(testweed.Start(t), "http://")
+	}
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -77,6 +106,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		Out:           io.Discard,
 		Logger:        slog.New(slog.NewJSONHandler(logBuf, nil)),
 	}
+	backendConfig(t, &cfg)
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -96,7 +126,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		_ = srv.Shutdown(ctx)
 	})
 	addr := ln.Addr().String()
-	return &Server{URL: "http://" + addr, Addr: addr, DataDir: cfg.DataDir, Srv: srv, Log: logBuf}
+	return &Server{URL: "http://" + addr, Addr: addr, DataDir: cfg.DataDir, Srv: srv, Log: logBuf, Backend: Backend()}
 }
 
 // NoEnv clears the AWS variables of this machine (a CA bundle, profiles)

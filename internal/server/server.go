@@ -25,6 +25,7 @@ import (
 	"nfyio.dev/storage/internal/storage"
 	"nfyio.dev/storage/internal/storage/boltmeta"
 	"nfyio.dev/storage/internal/storage/fsblob"
+	"nfyio.dev/storage/internal/storage/pgmeta"
 )
 
 // Config is the server's configuration; cmd/nfyio fills it from flags and
@@ -38,6 +39,13 @@ type Config struct {
 	// host is the one presigned URLs are signed for.
 	PublicURL  string
 	TrustProxy bool
+
+	// Meta selects the metadata store: "" for the embedded bbolt file in
+	// DataDir, or a postgres:// URL.
+	Meta string
+	// Blobs selects the blob store: "" for files under DataDir, or
+	// seaweedfs://MASTER:PORT.
+	Blobs string
 
 	MasterKey     string // NFYIO_MASTER_KEY; else a key file in DataDir
 	RootAccessKey string
@@ -120,10 +128,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, metrics: newMetrics()}
 	var err error
-	if s.meta, err = boltmeta.Open(filepath.Join(cfg.DataDir, "meta.db"), boltmeta.Options{NoSync: cfg.NoSync}); err != nil {
+	if s.meta, err = openMeta(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
-	if s.blobs, err = fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.Options{NoSync: cfg.NoSync}); err != nil {
+	if s.blobs, err = openBlobs(ctx, cfg); err != nil {
 		s.meta.Close()
 		return nil, fmt.Errorf("open blobs: %w", err)
 	}
@@ -138,6 +146,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.keys = iam.NewService(s.meta, sealer)
+	bg, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	if l, ok := s.meta.(changeListener); ok {
+		// Other nodes change keys too: drop cached keys when the shared
+		// store says so, and everything when the feed (re)connects.
+		if err := s.listenForChanges(bg, l); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("listen for changes: %w", err)
+		}
+	}
 	if err := s.keys.EnsureRoot(ctx, cfg.RootAccessKey, cfg.RootSecretKey, cfg.Out, filepath.Join(cfg.DataDir, "root-credentials")); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("root key: %w", err)
@@ -161,14 +179,79 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		},
 	})
 	s.handler = observe(limitConcurrency(api, cfg.MaxConcurrent), cfg.Logger, s.metrics)
-	bg, stop := context.WithCancel(context.Background())
-	s.stop = stop
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.sweep(bg)
 	}()
 	return s, nil
+}
+
+// openMeta opens the configured metadata store.
+func openMeta(ctx context.Context, cfg Config) (storage.Meta, error) {
+	switch {
+	case cfg.Meta == "" || cfg.Meta == "bolt":
+		return boltmeta.Open(filepath.Join(cfg.DataDir, "meta.db"), boltmeta.Options{NoSync: cfg.NoSync})
+	case strings.HasPrefix(cfg.Meta, "postgres://") || strings.HasPrefix(cfg.Meta, "postgresql://"):
+		return pgmeta.Open(ctx, cfg.Meta, pgmeta.Options{})
+	}
+	return nil, fmt.Errorf("unknown metadata store %q: want empty (embedded) or postgres://", redactDSN(cfg.Meta))
+}
+
+// openBlobs opens the configured blob store.
+func openBlobs(ctx context.Context, cfg Config) (storage.Blobs, error) {
+	switch {
+	case cfg.Blobs == "" || cfg.Blobs == "file":
+		return fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.Options{NoSync: cfg.NoSync})
+	case strings.HasPrefix(cfg.Blobs, "seaweedfs://"):
+		return openSeaweed(ctx, cfg.Blobs)
+	}
+	return nil, fmt.Errorf("unknown blob store %q: want empty (local files) or seaweedfs://MASTER:PORT", cfg.Blobs)
+}
+
+// redactDSN hides a password in a connection URL for messages.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return u.String()
+}
+
+// changeListener is a metadata store that reports changes made by other
+// nodes (pgmeta's LISTEN/NOTIFY).
+type changeListener interface {
+	Listen(ctx context.Context, fn func(kind, id string)) error
+}
+
+// listenForChanges starts the change feed; the first connection error is
+// returned, later ones are retried by the store.
+func (s *Server) listenForChanges(ctx context.Context, l changeListener) error {
+	started := make(chan error, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		first := true
+		err := l.Listen(ctx, func(kind, id string) {
+			switch kind {
+			case "key":
+				s.keys.Invalidate(id)
+			case "reset":
+				s.keys.InvalidateAll()
+				if first {
+					first = false
+					started <- nil
+				}
+			}
+		})
+		if first {
+			started <- err
+		}
+	}()
+	return <-started
 }
 
 // Handler is the whole HTTP handler (tests may serve it themselves).

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"nfyio.dev/storage/internal/storage"
 )
@@ -81,7 +82,7 @@ func Open(path string, opts Options) (*DB, error) {
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("boltmeta: %s is locked by another process (waited %v): %w", path, timeout, err)
 	}
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"nfyio.dev/storage/internal/storage"
 	"nfyio.dev/storage/internal/storage/storagetest"
@@ -117,7 +117,7 @@ func TestLocked(t *testing.T) {
 		_ = db.Close()
 		t.Fatal("second Open of a locked file succeeded")
 	}
-	if !errors.Is(err, bolt.ErrTimeout) || !strings.Contains(err.Error(), "locked by another process") {
+	if !errors.Is(err, bolterrors.ErrTimeout) || !strings.Contains(err.Error(), "locked by another process") {
 		t.Errorf("second Open: %v; want a lock timeout that says so", err)
 	}
 }
