@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,28 @@ type Config struct {
 	// SweepInterval is how often the sweepers run (default 1 minute).
 	SweepInterval time.Duration
 
+	// TLSCert and TLSKey are PEM files: when set, the listener speaks
+	// HTTPS (and HTTP/2) and reloads them when they change on disk.
+	TLSCert, TLSKey string
+	// TLSSelfSigned serves a self-signed certificate for localhost, made
+	// once and kept in DataDir (local development).
+	TLSSelfSigned bool
+	// AdminAddress, when set, is a second listener for /metrics,
+	// /health/live and /health/ready (see ListenAdmin).
+	AdminAddress string
+	// ReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers (slow-loris defence; default 10s). IdleTimeout
+	// closes keep-alive connections left idle (default 2m).
+	// MaxHeaderBytes caps a request's header block (default 64 KiB).
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	// WrapBlobs, when set, wraps the blob store (tests inject faults).
+	WrapBlobs func(storage.Blobs) storage.Blobs
+	// CORSAllowOrigin: origins allowed by default (every method and
+	// header) on buckets without a CORS configuration of their own.
+	CORSAllowOrigin []string
+
 	// Out receives the one-time root key announcement (default stdout).
 	Out io.Writer
 	// Logger receives the access log and errors (default stderr, JSON).
@@ -99,6 +122,15 @@ func (c *Config) setDefaults() {
 	if c.SweepInterval == 0 {
 		c.SweepInterval = time.Minute
 	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
 	if c.Out == nil {
 		c.Out = os.Stdout
 	}
@@ -118,6 +150,13 @@ type Server struct {
 	metrics *metrics
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
+	tls     *tls.Config // nil: plain HTTP
+
+	// mu guards the HTTP servers, which Serve, ServeAdmin and Shutdown
+	// reach from different goroutines.
+	mu      sync.Mutex
+	admin   *http.Server
+	closing bool
 }
 
 // New opens storage and builds the handler. It does not listen yet.
@@ -134,6 +173,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.blobs, err = openBlobs(ctx, cfg); err != nil {
 		s.meta.Close()
 		return nil, fmt.Errorf("open blobs: %w", err)
+	}
+	if cfg.WrapBlobs != nil {
+		s.blobs = cfg.WrapBlobs(s.blobs)
+	}
+	if s.tls, err = tlsConfig(&cfg); err != nil {
+		s.Close()
+		return nil, err
 	}
 	master, err := iam.LoadOrCreateMasterKey(cfg.MasterKey, filepath.Join(cfg.DataDir, "master.key"))
 	if err != nil {
@@ -167,13 +213,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.Close()
 			return nil, fmt.Errorf("public URL %q: want scheme://host[:port]", cfg.PublicURL)
 		}
-		publicHost = u.Host
+		// Clients leave the scheme's default port out of Host, and so out
+		// of what they sign.
+		publicHost = strings.TrimSuffix(u.Host, map[string]string{"http": ":80", "https": ":443"}[strings.ToLower(u.Scheme)])
 	}
 	adminAPI := admin.New(s.keys)
 	api := s3api.New(s3api.Config{
 		Meta: s.meta, Blobs: s.blobs, Keys: s.keys, Region: cfg.Region, Domain: cfg.Domain,
 		PublicHost: publicHost, TrustProxy: cfg.TrustProxy, Logger: cfg.Logger,
-		InlineThreshold: cfg.InlineThreshold,
+		InlineThreshold: cfg.InlineThreshold, CORSAllowOrigin: cfg.CORSAllowOrigin,
 		Internal: func(w http.ResponseWriter, r *http.Request, p *iam.Principal) {
 			s.internal(w, r, p, adminAPI)
 		},
@@ -204,9 +252,25 @@ func openBlobs(ctx context.Context, cfg Config) (storage.Blobs, error) {
 	case cfg.Blobs == "" || cfg.Blobs == "file":
 		return fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.Options{NoSync: cfg.NoSync})
 	case strings.HasPrefix(cfg.Blobs, "seaweedfs://"):
-		return openSeaweed(ctx, cfg.Blobs)
+		return openSeaweed(ctx, cfg.Blobs, cfg)
 	}
 	return nil, fmt.Errorf("unknown blob store %q: want empty (local files) or seaweedfs://MASTER:PORT", cfg.Blobs)
+}
+
+// OpenStores opens the metadata and blob stores cfg names, as New does, for
+// offline tools (nfyio fsck). The caller closes both.
+func OpenStores(ctx context.Context, cfg Config) (storage.Meta, storage.Blobs, error) {
+	cfg.setDefaults()
+	meta, err := openMeta(ctx, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open metadata: %w", err)
+	}
+	blobs, err := openBlobs(ctx, cfg)
+	if err != nil {
+		meta.Close()
+		return nil, nil, fmt.Errorf("open blobs: %w", err)
+	}
+	return meta, blobs, nil
 }
 
 // redactDSN hides a password in a connection URL for messages.
@@ -383,14 +447,28 @@ func (s *Server) Listen() (net.Listener, error) {
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.http = &http.Server{
+	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+		TLSConfig:         s.tls,
 	}
-	err := s.http.Serve(ln)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return nil
+	}
+	s.http = hs
+	s.mu.Unlock()
+	var err error
+	if s.tls != nil {
+		err = hs.ServeTLS(ln, "", "")
+	} else {
+		err = hs.Serve(ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -400,13 +478,19 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets requests in flight finish within the
 // configured timeout, then closes storage.
 func (s *Server) Shutdown(ctx context.Context) error {
-	var err error
-	if s.http != nil {
-		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
-		err = s.http.Shutdown(ctx)
-		cancel()
+	s.mu.Lock()
+	s.closing = true
+	main, admin := s.http, s.admin
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	for _, hs := range []*http.Server{main, admin} {
+		if hs != nil {
+			errs = append(errs, hs.Shutdown(ctx))
+		}
 	}
-	return errors.Join(err, s.Close())
+	return errors.Join(append(errs, s.Close())...)
 }
 
 // Close releases storage without waiting for requests.
