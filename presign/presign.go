@@ -316,7 +316,13 @@ func (s *Signer) presign(bucket, key string, o Options) (URL, error) {
 	canon.WriteByte('\n')
 	canon.WriteString(signedHeaders)
 	canon.WriteByte('\n')
-	canon.WriteString(unsignedPayload)
+	// A signed x-amz-content-sha256 header names the payload hash the
+	// request is signed over, as S3 reads it; otherwise the body is unsigned.
+	payload := unsignedPayload
+	if v := headers["x-amz-content-sha256"]; len(v) == 1 {
+		payload = v[0]
+	}
+	canon.WriteString(payload)
 
 	sig := sign(s.Credentials.SecretAccessKey, now, region, stringToSign(now, region, canon.String()))
 

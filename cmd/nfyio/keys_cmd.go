@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"flag"
 	"fmt"
@@ -66,7 +67,8 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&spec.maxSize, "max-object-size", "", "largest upload a presigned URL of the key may carry (10MiB)")
 		fs.StringVar(&spec.types, "content-types", "", "content types presigned uploads may use (image/*,application/pdf)")
 	}
-	if err := fs.Parse(rest); err != nil {
+	args, err := parseInterspersed(fs, rest)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -105,11 +107,11 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 		method = http.MethodPost
 	case "list":
 	case "show", "disable", "enable", "delete", "rotate":
-		if fs.NArg() != 1 {
+		if len(args) != 1 {
 			fmt.Fprintf(stderr, "nfyio keys %s: want exactly one key ID\n", sub)
 			return 2
 		}
-		id = fs.Arg(0)
+		id = args[0]
 		path = "keys/" + id
 		switch sub {
 		case "disable", "enable", "rotate":
@@ -128,8 +130,13 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 	}
 	if status >= 300 {
 		var e struct{ Error, Message string }
+		// The admin API answers in JSON; a request refused before it (bad
+		// signature, unknown key) gets the store's S3 XML error.
+		var xe struct{ Code, Message string }
 		if json.Unmarshal(out, &e) == nil && e.Error != "" {
 			fmt.Fprintf(stderr, "nfyio keys %s: %s: %s\n", sub, e.Error, e.Message)
+		} else if xml.Unmarshal(out, &xe) == nil && xe.Code != "" {
+			fmt.Fprintf(stderr, "nfyio keys %s: %s: %s\n", sub, xe.Code, xe.Message)
 		} else {
 			fmt.Fprintf(stderr, "nfyio keys %s: HTTP %d: %s\n", sub, status, strings.TrimSpace(string(out)))
 		}
@@ -204,8 +211,9 @@ func printKeys(w io.Writer, sub string, out []byte) int {
 	return 0
 }
 
-// adminCall sends one admin API request, signed with SigV4 for a minute
-// with the body's SHA-256 as a signed header, so the store verifies the body.
+// adminCall sends one admin API request, presigned for a minute with the
+// body's SHA-256 as a signed x-amz-content-sha256 header, so the store
+// verifies the body it acts on.
 func adminCall(cfg clientConfig, method, path string, body []byte) (int, []byte, error) {
 	signer := presign.Signer{
 		Endpoint:    cfg.Endpoint.String(),
@@ -219,7 +227,7 @@ func adminCall(cfg clientConfig, method, path string, body []byte) (int, []byte,
 	}
 	u, err := signer.Presign("_nfyio", "admin/"+path, presign.Options{Method: method, Expires: time.Minute, Headers: hdr})
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("sign the admin request: %w", err)
 	}
 	req, err := http.NewRequest(method, u.URL, bytes.NewReader(body))
 	if err != nil {

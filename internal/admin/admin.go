@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"nfyio.dev/storage/internal/iam"
+	"nfyio.dev/storage/internal/s3err"
 	"nfyio.dev/storage/internal/storage"
 )
 
@@ -273,6 +274,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if e := bodyError(err); e != nil {
+			return e
+		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return &apiError{http.StatusRequestEntityTooLarge, "RequestTooLarge", fmt.Sprintf("request body exceeds %d bytes", maxBody)}
@@ -282,8 +286,24 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return badRequest("MalformedJSON", "request body is not a valid key object: %v", err)
 	}
+	// Reading to the end also lets the server's body reader check the
+	// signed payload hash, which it can only do at EOF.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if e := bodyError(err); e != nil {
+			return e
+		}
 		return badRequest("MalformedJSON", "request body holds more than one JSON value")
+	}
+	return nil
+}
+
+// bodyError passes on a failure of the verified body reader the server
+// hands over (a body that does not match its signed SHA-256, a body cut
+// short) as the S3 error it is, rather than as malformed JSON.
+func bodyError(err error) *apiError {
+	var se *s3err.Error
+	if errors.As(err, &se) {
+		return &apiError{se.Status, se.Code, se.Message}
 	}
 	return nil
 }

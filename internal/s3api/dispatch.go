@@ -2,6 +2,10 @@ package s3api
 
 import (
 	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
 
 	"nfyio.dev/storage/internal/iam"
 	"nfyio.dev/storage/internal/s3err"
@@ -20,6 +24,12 @@ func authzKey(req *request) string {
 	switch req.op {
 	case "ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads":
 		return req.r.URL.Query().Get("prefix")
+	case "DeleteObjects":
+		// The keys are in the body: the handler checks each one, so here
+		// only scope and bucket count, and the key's own prefix passes.
+		if req.p != nil {
+			return req.p.Key.Prefix
+		}
 	}
 	return req.key
 }
@@ -139,3 +149,26 @@ type handlerFunc func(s *Server, req *request) error
 
 // extraHandlers is filled by init functions of the resource-family files.
 var extraHandlers = map[string]handlerFunc{}
+
+// Bounds on reading the unread body of a refused request.
+const (
+	drainLimit   = 256 << 20
+	drainTimeout = time.Minute
+)
+
+// drainRefused reads, within bounds, what is left of the body of a request
+// about to be refused (an expired or mis-signed presigned PUT, typically).
+// Closing a connection with unread data resets it, and the client, or a
+// proxy in front that answers 502 instead, would lose the error that says
+// why: the uploader must see "Request has expired". A client that asked
+// for 100-continue has not sent its body and is not made to.
+func drainRefused(req *request) {
+	r := req.r
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		return
+	}
+	rc := http.NewResponseController(req.w)
+	_ = rc.SetReadDeadline(time.Now().Add(drainTimeout))
+	_, _ = copyBuffered(io.Discard, io.LimitReader(r.Body, drainLimit))
+	_ = rc.SetReadDeadline(time.Time{})
+}

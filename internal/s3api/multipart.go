@@ -24,6 +24,10 @@ const (
 	defaultMaxList = 1000
 )
 
+// maxMultipartSize is S3's largest object: 10,000 parts of 5 GiB would make
+// 50 TiB, so completion checks the total.
+const maxMultipartSize = 5 << 40
+
 func init() {
 	extraHandlers["CreateMultipartUpload"] = (*Server).createUpload
 	extraHandlers["UploadPart"] = (*Server).uploadPart
@@ -194,6 +198,7 @@ type copyPartResult struct {
 	XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CopyPartResult"`
 	ETag         string   `xml:"ETag"`
 	LastModified string   `xml:"LastModified"`
+	checksumElements
 }
 
 func (s *Server) uploadPartCopy(req *request) error {
@@ -208,9 +213,13 @@ func (s *Server) uploadPartCopy(req *request) error {
 	start, length := int64(0), src.Size
 	if v := req.r.Header.Get("X-Amz-Copy-Source-Range"); v != "" {
 		a, b, ok := parseCopyRange(v)
-		if !ok || b >= src.Size {
+		if !ok {
 			return s3err.InvalidArgument.WithMessage("The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy").
 				With(s3err.Field{Name: "ArgumentName", Value: "x-amz-copy-source-range"}, s3err.Field{Name: "ArgumentValue", Value: v})
+		}
+		if b >= src.Size {
+			// S3 answers a well-formed range past the source's end so.
+			return s3err.InvalidArgument.WithMessage("Range specified is not valid for source object of size: " + strconv.FormatInt(src.Size, 10))
 		}
 		start, length = a, b-a+1
 	}
@@ -234,7 +243,12 @@ func (s *Server) uploadPartCopy(req *request) error {
 	if err := s.savePart(req, u, p, st); err != nil {
 		return err
 	}
-	return writeXML(req.w, http.StatusOK, copyPartResult{ETag: quoteETag(p.ETag), LastModified: isoTime(p.LastModified)})
+	out := copyPartResult{ETag: quoteETag(p.ETag), LastModified: isoTime(p.LastModified)}
+	if p.Checksum != nil {
+		// A part's own checksum: its type belongs to the upload, not here.
+		out.set(&storage.Checksum{Algorithm: p.Checksum.Algorithm, Value: p.Checksum.Value})
+	}
+	return writeXML(req.w, http.StatusOK, out)
 }
 
 func parseCopyRange(v string) (a, b int64, ok bool) {
@@ -347,13 +361,18 @@ func (s *Server) completeUpload(req *request) error {
 	if err != nil {
 		return err
 	}
-	cs, err := parseChecksumRequest(req.r.Header)
+	// The checksum headers of Complete describe the whole object, not this
+	// XML body; only Content-MD5 covers the body.
+	var bodyCS checksumRequest
+	if v := req.r.Header.Values("Content-Md5"); len(v) > 0 {
+		if bodyCS, err = parseChecksumRequest(http.Header{"Content-Md5": v}); err != nil {
+			return err
+		}
+	}
+	want, err := objectChecksumHeaders(req.r.Header)
 	if err != nil {
 		return err
 	}
-	// The checksum headers of Complete describe the whole object, not this
-	// XML body; only Content-MD5 covers the body.
-	bodyCS := checksumRequest{contentMD5: cs.contentMD5}
 	var in completeRequest
 	if err := s.readXML(req, bodyCS, &in); err != nil {
 		return err
@@ -371,16 +390,24 @@ func (s *Server) completeUpload(req *request) error {
 	md5s := md5.New()
 	var sums []string
 	var sizes []int64
+	// S3 judges the list as a whole first: its order, then whether every
+	// part exists, and only then the sizes, so a list that is both out of
+	// order and holds a small part is InvalidPartOrder.
 	prev := 0
-	for i, cp := range in.Parts {
+	for _, cp := range in.Parts {
 		if cp.PartNumber <= prev {
 			return s3err.InvalidPartOrder
 		}
 		prev = cp.PartNumber
+	}
+	for _, cp := range in.Parts {
 		p, ok := recorded[cp.PartNumber]
 		if !ok || strings.Trim(cp.ETag, `" `) != p.ETag {
 			return s3err.InvalidPart.With(s3err.Field{Name: "UploadId", Value: u.ID}, s3err.Field{Name: "PartNumber", Value: strconv.Itoa(cp.PartNumber)}, s3err.Field{Name: "ETag", Value: cp.ETag})
 		}
+	}
+	for i, cp := range in.Parts {
+		p := recorded[cp.PartNumber]
 		if i < len(in.Parts)-1 && p.Size < minPartSize {
 			return s3err.EntityTooSmall.With(
 				s3err.Field{Name: "ProposedSize", Value: strconv.FormatInt(p.Size, 10)},
@@ -417,6 +444,10 @@ func (s *Server) completeUpload(req *request) error {
 			return err
 		}
 	}
+	if obj.Size > maxMultipartSize {
+		return s3err.EntityTooLarge.With(s3err.Field{Name: "ProposedSize", Value: strconv.FormatInt(obj.Size, 10)},
+			s3err.Field{Name: "MaxSizeAllowed", Value: strconv.FormatInt(maxMultipartSize, 10)})
+	}
 	obj.ETag = hex.EncodeToString(md5s.Sum(nil)) + "-" + strconv.Itoa(len(in.Parts))
 	if obj.Checksum != nil {
 		ck := *obj.Checksum
@@ -428,8 +459,8 @@ func (s *Server) completeUpload(req *request) error {
 		if err != nil {
 			return s3err.InvalidPart.Wrap(err)
 		}
-		if cs.value != "" && cs.alg == ck.Algorithm && cs.value != ck.Value {
-			return s3err.BadDigest.WithMessage("The " + strings.ToLower(checksumHeader(ck.Algorithm)) + " you specified did not match the calculated checksum.")
+		if err := want.verify(ck, len(in.Parts)); err != nil {
+			return err
 		}
 		obj.Checksum = &ck
 	}
@@ -452,6 +483,68 @@ func (s *Server) completeUpload(req *request) error {
 	out := completeResult{Location: "/" + u.Bucket + "/" + u.Key, Bucket: u.Bucket, Key: u.Key, ETag: quoteETag(obj.ETag)}
 	out.set(obj.Checksum)
 	return writeXML(req.w, http.StatusOK, out)
+}
+
+// objectChecksum is what a Complete request declares about the object's
+// checksum in x-amz-checksum-<alg> and x-amz-checksum-type.
+type objectChecksum struct {
+	alg   string
+	value string // base64, without a "-N" suffix
+	parts int    // N of a "-N" suffix, 0 when there was none
+	typ   string
+}
+
+// objectChecksumHeaders reads the object checksum of a Complete request. A
+// COMPOSITE value may come with or without its "-N" suffix: the SDKs send
+// it without one.
+func objectChecksumHeaders(h http.Header) (objectChecksum, error) {
+	var c objectChecksum
+	for _, alg := range checksumAlgorithms {
+		v := h.Get(checksumHeader(alg))
+		if v == "" {
+			continue
+		}
+		if c.alg != "" {
+			return c, s3err.InvalidRequest.WithMessage("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+		}
+		invalid := s3err.InvalidRequest.WithMessage("Value for x-amz-checksum-" + strings.ToLower(alg) + " header is invalid.")
+		val, n := v, 0
+		// '-' is not in the base64 alphabet, so it can only start a suffix.
+		if i := strings.LastIndexByte(v, '-'); i >= 0 {
+			k, err := strconv.Atoi(v[i+1:])
+			if err != nil || k < 1 || k > maxPartNumber {
+				return c, invalid
+			}
+			val, n = v[:i], k
+		}
+		if b, err := base64.StdEncoding.DecodeString(val); err != nil || len(b) != digestLen(alg) {
+			return c, invalid
+		}
+		c.alg, c.value, c.parts = alg, val, n
+	}
+	c.typ = strings.ToUpper(h.Get("X-Amz-Checksum-Type"))
+	if c.typ != "" && c.typ != "COMPOSITE" && c.typ != "FULL_OBJECT" {
+		return c, s3err.InvalidRequest.WithMessage("Value for x-amz-checksum-type header is invalid.")
+	}
+	return c, nil
+}
+
+// verify compares the declared checksum with the one computed from the parts.
+func (c objectChecksum) verify(ck storage.Checksum, parts int) error {
+	if c.typ != "" && c.typ != ck.Type {
+		return s3err.BadDigest.WithMessage("The upload was created using the " + ck.Type + " checksum mode. The complete request must use the same checksum mode.")
+	}
+	if c.alg == "" {
+		return nil
+	}
+	if c.alg != ck.Algorithm {
+		return s3err.InvalidRequest.WithMessage("Checksum Type mismatch occurred, expected checksum Type: " + strings.ToLower(ck.Algorithm) + ", actual checksum Type: " + strings.ToLower(c.alg))
+	}
+	value, _, _ := strings.Cut(ck.Value, "-")
+	if c.value != value || (c.parts != 0 && (ck.Type != "COMPOSITE" || c.parts != parts)) {
+		return s3err.BadDigest.WithMessage("The " + strings.ToLower(checksumHeader(ck.Algorithm)) + " you specified did not match the calculated checksum.")
+	}
+	return nil
 }
 
 func (s *Server) abortUpload(req *request) error {
@@ -600,9 +693,20 @@ func (s *Server) listUploads(req *request) error {
 	for _, cp := range res.CommonPrefixes {
 		out.CommonPrefixes = append(out.CommonPrefixes, commonPrefix{Prefix: p.encode(cp)})
 	}
-	if res.IsTruncated && len(res.Uploads) > 0 {
-		last := res.Uploads[len(res.Uploads)-1]
-		out.NextKeyMarker, out.NextUploadIDMarker = p.encode(last.Key), last.ID
+	if res.IsTruncated {
+		// The next page starts after the last entry of this one, which is
+		// an upload or a common prefix, whichever sorts later; a prefix as
+		// key marker skips every upload under it.
+		var lastKey, lastID string
+		if n := len(res.Uploads); n > 0 {
+			lastKey, lastID = res.Uploads[n-1].Key, res.Uploads[n-1].ID
+		}
+		if n := len(res.CommonPrefixes); n > 0 && res.CommonPrefixes[n-1] > lastKey {
+			lastKey, lastID = res.CommonPrefixes[n-1], ""
+		}
+		if lastKey != "" {
+			out.NextKeyMarker, out.NextUploadIDMarker = p.encode(lastKey), lastID
+		}
 	}
 	return writeXML(req.w, http.StatusOK, out)
 }
