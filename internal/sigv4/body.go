@@ -2,7 +2,6 @@ package sigv4
 
 import (
 	"bufio"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -130,7 +129,7 @@ type chunkedPayload struct {
 	br       *bufio.Reader
 	signed   bool // chunks carry signatures
 	trailers bool // trailing headers follow the last chunk
-	key      []byte
+	key      *derivedKey
 	amzDate  string
 	scope    string
 	prevSig  string
@@ -403,7 +402,7 @@ func (c *chunkedPayload) checkChunkSignature() error {
 	var sum [sha256.Size]byte
 	sts := "AWS4-HMAC-SHA256-PAYLOAD\n" + c.amzDate + "\n" + c.scope + "\n" + c.prevSig + "\n" +
 		emptySHA256 + "\n" + hex.EncodeToString(c.h.Sum(sum[:0]))
-	if !hmac.Equal([]byte(signHex(c.key, sts)), []byte(c.chunkSig)) {
+	if !c.key.matchesString(sts, c.chunkSig) {
 		return s3err.SignatureDoesNotMatch.With(
 			s3err.Field{Name: "StringToSign", Value: sts},
 			s3err.Field{Name: "SignatureProvided", Value: c.chunkSig},
@@ -490,7 +489,7 @@ func (c *chunkedPayload) readTrailers() error {
 	if c.signed {
 		sum := sha256.Sum256([]byte(canon.String()))
 		sts := "AWS4-HMAC-SHA256-TRAILER\n" + c.amzDate + "\n" + c.scope + "\n" + c.prevSig + "\n" + hex.EncodeToString(sum[:])
-		if sig == "" || !hmac.Equal([]byte(signHex(c.key, sts)), []byte(sig)) {
+		if sig == "" || !c.key.matchesString(sts, sig) {
 			return s3err.SignatureDoesNotMatch.With(
 				s3err.Field{Name: "StringToSign", Value: sts},
 				s3err.Field{Name: "SignatureProvided", Value: sig},

@@ -95,7 +95,7 @@ func (e *chunkEncoder) bytes() []byte { return e.buf.Bytes() }
 
 func chunkedAuth(mode PayloadMode) *Auth {
 	a := &Auth{Kind: HeaderV4}
-	a.setPayload(mode, "", encKey, encSeed, encDate, encScope)
+	a.setPayload(mode, "", newDerivedKey(encKey), encSeed, encDate, encScope)
 	return a
 }
 

@@ -124,14 +124,20 @@ func canonicalURI(escapedPath string) string {
 }
 
 // canonicalQuery sorts the query by encoded name then value, each encoded
-// canonically. dropSignature leaves X-Amz-Signature out (presigned URLs sign
-// everything but the signature itself).
+// canonically. dropSignature leaves X-Amz-Signature out (presigned URLs
+// sign everything but the signature itself).
 func canonicalQuery(rawQuery string, dropSignature bool) string {
+	return string(appendCanonicalQuery(nil, rawQuery, dropSignature))
+}
+
+type queryPair struct{ k, v string }
+
+func appendCanonicalQuery(dst []byte, rawQuery string, dropSignature bool) []byte {
 	if rawQuery == "" {
-		return ""
+		return dst
 	}
-	type pair struct{ k, v string }
-	pairs := make([]pair, 0, 8)
+	var stack [24]queryPair // most queries fit: no allocation
+	pairs := stack[:0]
 	for rawQuery != "" {
 		var part string
 		part, rawQuery, _ = strings.Cut(rawQuery, "&")
@@ -143,29 +149,38 @@ func canonicalQuery(rawQuery string, dropSignature bool) string {
 		if dropSignature && k == amzSignature {
 			continue
 		}
-		pairs = append(pairs, pair{k, canonicalQueryComponent(val)})
+		pairs = append(pairs, queryPair{k, canonicalQueryComponent(val)})
 	}
-	slices.SortFunc(pairs, func(a, b pair) int {
-		if c := strings.Compare(a.k, b.k); c != 0 {
-			return c
-		}
-		return strings.Compare(a.v, b.v)
-	})
-	n := 0
-	for _, p := range pairs {
-		n += len(p.k) + len(p.v) + 2
-	}
-	var b strings.Builder
-	b.Grow(n)
+	sortPairs(pairs)
 	for i, p := range pairs {
 		if i > 0 {
-			b.WriteByte('&')
+			dst = append(dst, '&')
 		}
-		b.WriteString(p.k)
-		b.WriteByte('=')
-		b.WriteString(p.v)
+		dst = append(dst, p.k...)
+		dst = append(dst, '=')
+		dst = append(dst, p.v...)
 	}
-	return b.String()
+	return dst
+}
+
+// sortPairs sorts by name then value. Short queries (the stack-sized ones)
+// get an insertion sort, which unlike slices.SortFunc lets them stay on the
+// stack; long ones, which a client could make huge, an O(n log n) sort.
+func sortPairs(p []queryPair) {
+	if len(p) > 24 {
+		slices.SortFunc(p, func(a, b queryPair) int {
+			if c := strings.Compare(a.k, b.k); c != 0 {
+				return c
+			}
+			return strings.Compare(a.v, b.v)
+		})
+		return
+	}
+	for i := 1; i < len(p); i++ {
+		for j := i; j > 0 && (p[j].k < p[j-1].k || p[j].k == p[j-1].k && p[j].v < p[j-1].v); j-- {
+			p[j], p[j-1] = p[j-1], p[j]
+		}
+	}
 }
 
 func canonicalQueryComponent(s string) string {
@@ -181,11 +196,12 @@ func canonicalQueryComponent(s string) string {
 
 // headerValues returns the values of the named (lower-case) header as the
 // canonical request needs them. Go moves some headers out of r.Header, so
-// those come from where Go put them.
-func (v *Verifier) headerValues(r *http.Request, name string) []string {
+// those come from where Go put them; host is the one the signature is
+// checked for (see Options.Host and Options.AltHost).
+func (v *Verifier) headerValues(r *http.Request, host, name string) []string {
 	switch name {
 	case "host":
-		return []string{v.host(r)}
+		return []string{host}
 	case "content-length":
 		if vals := r.Header["Content-Length"]; len(vals) > 0 {
 			return vals
@@ -203,21 +219,15 @@ func (v *Verifier) headerValues(r *http.Request, name string) []string {
 		}
 		return nil
 	}
-	if vals, ok := r.Header[textproto.CanonicalMIMEHeaderKey(name)]; ok {
-		return vals
-	}
-	// Header names Go could not canonicalise stay as sent.
-	for k, vals := range r.Header {
-		if strings.EqualFold(k, name) {
-			return vals
-		}
-	}
-	return nil
+	// Go's server stores every header under its canonical key (it refuses
+	// names it could not canonicalise), so one lookup finds it. No scan
+	// of all headers: that would make a long SignedHeaders list quadratic.
+	return r.Header[textproto.CanonicalMIMEHeaderKey(name)]
 }
 
-// writeTrimmed writes a header value with leading and trailing blanks
+// appendTrimmed appends a header value with leading and trailing blanks
 // removed and inner runs of spaces collapsed to one.
-func writeTrimmed(b *strings.Builder, s string) {
+func appendTrimmed(dst []byte, s string) []byte {
 	s = strings.Trim(s, " \t")
 	space := false
 	for i := 0; i < len(s); i++ {
@@ -227,66 +237,101 @@ func writeTrimmed(b *strings.Builder, s string) {
 			continue
 		}
 		if space {
-			b.WriteByte(' ')
+			dst = append(dst, ' ')
 			space = false
 		}
-		b.WriteByte(c)
+		dst = append(dst, c)
 	}
+	return dst
 }
 
-// canonicalRequest builds the SigV4 canonical request of r.
-func (v *Verifier) canonicalRequest(r *http.Request, query string, signed []string, payloadHash string) string {
-	var b strings.Builder
-	b.Grow(256 + len(query))
-	b.WriteString(r.Method)
-	b.WriteByte('\n')
-	b.WriteString(canonicalURI(r.URL.EscapedPath()))
-	b.WriteByte('\n')
-	b.WriteString(query)
-	b.WriteByte('\n')
-	for _, name := range signed {
-		b.WriteString(name)
-		b.WriteByte(':')
-		for i, val := range v.headerValues(r, name) {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			writeTrimmed(&b, val)
+// appendURIEncode appends s percent-encoded as SigV4 requires, keeping '/'
+// when slash is set.
+func appendURIEncode(dst []byte, s string, slash bool) []byte {
+	const digits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if unreserved(c) || slash && c == '/' {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, '%', digits[c>>4], digits[c&0xf])
 		}
-		b.WriteByte('\n')
 	}
-	b.WriteByte('\n')
+	return dst
+}
+
+// appendCanonicalURI appends the canonical URI of u (see canonicalURI).
+func appendCanonicalURI(dst []byte, u *url.URL) []byte {
+	if u.RawPath == "" && u.Opaque == "" {
+		// Go kept no raw form: the path was sent in Go's own escaping,
+		// so no segment held an escaped '/' and encoding the decoded
+		// path whole is the same as decoding and re-encoding each segment.
+		if u.Path == "" {
+			return append(dst, '/')
+		}
+		return appendURIEncode(dst, u.Path, true)
+	}
+	return append(dst, canonicalURI(u.EscapedPath())...)
+}
+
+// canonicalRequest builds the SigV4 canonical request of r as signed for
+// host.
+func (v *Verifier) canonicalRequest(r *http.Request, host string, dropSignature bool, signed []string, payloadHash string) string {
+	return string(v.appendCanonicalRequest(nil, r, host, dropSignature, signed, payloadHash))
+}
+
+// appendCanonicalRequest appends the SigV4 canonical request of r, as
+// signed for host, to dst. dropSignature leaves X-Amz-Signature out of the
+// query (presigned URLs).
+func (v *Verifier) appendCanonicalRequest(dst []byte, r *http.Request, host string, dropSignature bool, signed []string, payloadHash string) []byte {
+	dst = append(dst, r.Method...)
+	dst = append(dst, '\n')
+	dst = appendCanonicalURI(dst, r.URL)
+	dst = append(dst, '\n')
+	dst = appendCanonicalQuery(dst, r.URL.RawQuery, dropSignature)
+	dst = append(dst, '\n')
+	for _, name := range signed {
+		dst = append(dst, name...)
+		dst = append(dst, ':')
+		if name == "host" {
+			// The common case, written without building a slice.
+			dst = appendTrimmed(dst, host)
+			dst = append(dst, '\n')
+			continue
+		}
+		for i, val := range v.headerValues(r, host, name) {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendTrimmed(dst, val)
+		}
+		dst = append(dst, '\n')
+	}
+	dst = append(dst, '\n')
 	for i, name := range signed {
 		if i > 0 {
-			b.WriteByte(';')
+			dst = append(dst, ';')
 		}
-		b.WriteString(name)
+		dst = append(dst, name...)
 	}
-	b.WriteByte('\n')
-	b.WriteString(payloadHash)
-	return b.String()
+	dst = append(dst, '\n')
+	return append(dst, payloadHash...)
 }
 
 // stringToSign is the SigV4 string to sign of a canonical request.
 func stringToSign(amzDate, scope, canonicalRequest string) string {
-	sum := sha256.Sum256([]byte(canonicalRequest))
-	var b strings.Builder
-	b.Grow(len(algorithmV4) + len(amzDate) + len(scope) + 3 + 64)
-	b.WriteString(algorithmV4)
-	b.WriteByte('\n')
-	b.WriteString(amzDate)
-	b.WriteByte('\n')
-	b.WriteString(scope)
-	b.WriteByte('\n')
-	var hx [64]byte
-	hex.Encode(hx[:], sum[:])
-	b.Write(hx[:])
-	return b.String()
+	return string(appendStringToSign(nil, amzDate, scope, []byte(canonicalRequest)))
 }
 
-// signHex is hex(HMAC-SHA256(key, data)).
-func signHex(key []byte, data string) string {
-	return hex.EncodeToString(hmacSHA256(key, data))
+func appendStringToSign(dst []byte, amzDate, scope string, canonicalRequest []byte) []byte {
+	sum := sha256.Sum256(canonicalRequest)
+	dst = append(dst, algorithmV4...)
+	dst = append(dst, '\n')
+	dst = append(dst, amzDate...)
+	dst = append(dst, '\n')
+	dst = append(dst, scope...)
+	dst = append(dst, '\n')
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // unsignedAmzHeaders lists, sorted, the x-amz-* headers of r that are not

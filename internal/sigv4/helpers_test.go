@@ -242,3 +242,8 @@ func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// signHex is hex(HMAC-SHA256(key, data)), computed afresh for tests.
+func signHex(key []byte, data string) string {
+	return hex.EncodeToString(hmacSHA256(key, data))
+}

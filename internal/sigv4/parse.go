@@ -27,10 +27,15 @@ type Credential struct {
 	Date        string // YYYYMMDD as given
 	Region      string
 	Service     string
+
+	scope string // the credential after the access key, when parsed
 }
 
 // Scope is the credential scope "YYYYMMDD/region/service/aws4_request".
 func (c Credential) Scope() string {
+	if c.scope != "" {
+		return c.scope
+	}
 	return c.Date + "/" + c.Region + "/" + c.Service + "/" + terminator
 }
 
@@ -38,17 +43,22 @@ func (c Credential) Scope() string {
 // the last four components, so a key containing '/' still parses. On failure
 // it returns the detail S3 puts after its message prefix.
 func parseCredential(s string) (Credential, string) {
-	malformed := "the Credential is mal-formed; expecting " + credentialShape + "."
-	parts := strings.Split(s, "/")
-	n := len(parts)
-	if n < 5 {
-		return Credential{}, malformed
+	const malformed = "the Credential is mal-formed; expecting " + credentialShape + "."
+	var parts [4]string
+	rest := s
+	for i := 3; i >= 0; i-- {
+		j := strings.LastIndexByte(rest, '/')
+		if j < 0 {
+			return Credential{}, malformed
+		}
+		parts[i], rest = rest[j+1:], rest[:j]
 	}
 	c := Credential{
-		AccessKeyID: strings.Join(parts[:n-4], "/"),
-		Date:        parts[n-4],
-		Region:      parts[n-3],
-		Service:     parts[n-2],
+		AccessKeyID: rest,
+		Date:        parts[0],
+		Region:      parts[1],
+		Service:     parts[2],
+		scope:       s[len(rest)+1:],
 	}
 	if c.AccessKeyID == "" || c.Date == "" || c.Region == "" {
 		return Credential{}, malformed
@@ -56,19 +66,34 @@ func parseCredential(s string) (Credential, string) {
 	if c.Service != serviceS3 {
 		return Credential{}, fmt.Sprintf("incorrect service %q. This endpoint belongs to %q.", c.Service, serviceS3)
 	}
-	if parts[n-1] != terminator {
-		return Credential{}, fmt.Sprintf("incorrect terminal %q. This endpoint uses %q.", parts[n-1], terminator)
+	if parts[3] != terminator {
+		return Credential{}, fmt.Sprintf("incorrect terminal %q. This endpoint uses %q.", parts[3], terminator)
 	}
 	return c, ""
 }
 
 // credentialDateDetail checks that the credential is for the request's day.
 func credentialDateDetail(c Credential, t time.Time) string {
-	day := t.UTC().Format("20060102")
-	if c.Date == day {
+	if isDay(c.Date, t) {
 		return ""
 	}
-	return fmt.Sprintf("Invalid credential date %q. This date is not the same as X-Amz-Date: %q.", c.Date, day)
+	return fmt.Sprintf("Invalid credential date %q. This date is not the same as X-Amz-Date: %q.", c.Date, t.UTC().Format("20060102"))
+}
+
+// isDay reports whether s is t's UTC day as YYYYMMDD, without formatting t.
+func isDay(s string, t time.Time) bool {
+	if len(s) != 8 {
+		return false
+	}
+	n := 0
+	for i := 0; i < 8; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	y, m, d := t.UTC().Date()
+	return n == y*10000+int(m)*100+d
 }
 
 // Authorization is a parsed SigV4 Authorization header.
@@ -150,12 +175,90 @@ type PresignedQuery struct {
 	RawExpires    string
 }
 
+// authQuery holds the authentication parameters of a query string, read in
+// one pass without building a url.Values: the presigned-URL path is the
+// hot path of the store. First occurrence wins, as with url.Values.Get.
+type authQuery struct {
+	algorithm, credential, date, expires, signedHeaders, signature string
+	contentSHA256                                                  string
+	v2AccessKeyID, v2Signature, v2Expires                          string
+
+	hasV4, hasV2 bool // a parameter that asks for V4 / V2 checking is present
+}
+
+// scanAuthQuery reads the authentication parameters of a raw query.
+func scanAuthQuery(raw string) authQuery {
+	var a authQuery
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(part, "=")
+		if len(k) < 7 || !strings.ContainsRune("XxASE%", rune(k[0])) {
+			// Cannot be one of ours, even encoded ("%58-Amz-...").
+			continue
+		}
+		k = queryUnescape(k)
+		var dst *string
+		switch k {
+		case amzAlgorithm:
+			dst, a.hasV4 = &a.algorithm, true
+		case amzCredential:
+			dst, a.hasV4 = &a.credential, true
+		case amzSignature:
+			dst, a.hasV4 = &a.signature, true
+		case amzDate:
+			dst = &a.date
+		case amzExpires:
+			dst = &a.expires
+		case amzSignedHeaders:
+			dst = &a.signedHeaders
+		case "AWSAccessKeyId":
+			dst, a.hasV2 = &a.v2AccessKeyID, true
+		case "Signature":
+			dst, a.hasV2 = &a.v2Signature, true
+		case "Expires":
+			dst = &a.v2Expires
+		default:
+			// The JavaScript presigner hoists the payload hash into the
+			// query, in lower case.
+			if strings.EqualFold(k, headerContentSHA256) {
+				dst = &a.contentSHA256
+			}
+		}
+		if dst != nil && *dst == "" {
+			*dst = queryUnescape(v)
+		}
+	}
+	return a
+}
+
+// queryUnescape decodes a query component, leaving it as is when it is not
+// valid escaping (url.ParseQuery would drop such a pair; keeping it means
+// the credential checks still see something and fail).
+func queryUnescape(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	d, err := url.QueryUnescape(s)
+	if err != nil {
+		return s
+	}
+	return d
+}
+
 // ParsePresignedQuery reads the X-Amz-* authentication parameters of a
 // presigned URL and checks their form (not the signature, not the clock).
 // Errors are *s3err.Error with S3's messages.
 func ParsePresignedQuery(q url.Values) (PresignedQuery, error) {
-	alg, cred, date := q.Get(amzAlgorithm), q.Get(amzCredential), q.Get(amzDate)
-	signed, sig, exp := q.Get(amzSignedHeaders), q.Get(amzSignature), q.Get(amzExpires)
+	return parsePresigned(authQuery{
+		algorithm: q.Get(amzAlgorithm), credential: q.Get(amzCredential), date: q.Get(amzDate),
+		expires: q.Get(amzExpires), signedHeaders: q.Get(amzSignedHeaders), signature: q.Get(amzSignature),
+	})
+}
+
+func parsePresigned(a authQuery) (PresignedQuery, error) {
+	alg, cred, date := a.algorithm, a.credential, a.date
+	signed, sig, exp := a.signedHeaders, a.signature, a.expires
 	if alg == "" || cred == "" || date == "" || signed == "" || sig == "" || exp == "" {
 		return PresignedQuery{}, queryMalformed("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
 	}
@@ -166,8 +269,8 @@ func ParsePresignedQuery(q url.Values) (PresignedQuery, error) {
 	if detail != "" {
 		return PresignedQuery{}, queryMalformed("Error parsing the X-Amz-Credential parameter; " + detail)
 	}
-	t, err := time.Parse(iso8601Basic, date)
-	if err != nil {
+	t, ok := parseAmzDate(date)
+	if !ok {
 		return PresignedQuery{}, queryMalformed(`X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd'T'HHmmss'Z'"`)
 	}
 	secs, err := strconv.ParseInt(exp, 10, 64)
@@ -195,6 +298,39 @@ func ParsePresignedQuery(q url.Values) (PresignedQuery, error) {
 		Expires:       time.Duration(secs) * time.Second,
 		RawExpires:    exp,
 	}, nil
+}
+
+// parseAmzDate reads yyyyMMddTHHmmssZ exactly; hand-written because
+// time.Parse is a visible share of verifying a presigned URL.
+func parseAmzDate(s string) (time.Time, bool) {
+	if len(s) != 16 || s[8] != 'T' || s[15] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for j := i; j < i+n; j++ {
+			c := s[j]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	y, ok1 := num(0, 4)
+	mo, ok2 := num(4, 2)
+	d, ok3 := num(6, 2)
+	h, ok4 := num(9, 2)
+	mi, ok5 := num(11, 2)
+	se, ok6 := num(13, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || se > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, se, 0, time.UTC)
+	if t.Day() != d { // 31 April and the like
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // isSignedDigits reports an optionally signed run of decimal digits (which

@@ -80,7 +80,7 @@ func (v *Verifier) verifyPostV4(ctx context.Context, fields map[string]string) (
 	}
 	policy, provided := fields["policy"], fields["x-amz-signature"]
 	key := v.keys.get(secret, cred.Date, cred.Region, cred.Service)
-	if !hmac.Equal([]byte(signHex(key, policy)), []byte(provided)) {
+	if !key.matchesString(policy, provided) {
 		return nil, signatureMismatchV2(cred.AccessKeyID, policy, provided)
 	}
 	return &Auth{Kind: PostPolicyV4, AccessKeyID: cred.AccessKeyID, Region: cred.Region, Date: t}, nil

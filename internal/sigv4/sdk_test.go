@@ -33,7 +33,7 @@ func sdkSigner() *v4.Signer {
 	return v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
 }
 
-func signHeaderSDK(t *testing.T, req *http.Request, payloadHash string, at time.Time, creds aws.Credentials) {
+func signHeaderSDK(t testing.TB, req *http.Request, payloadHash string, at time.Time, creds aws.Credentials) {
 	t.Helper()
 	req.Header.Set("X-Amz-Content-Sha256", payloadHash)
 	if err := sdkSigner().SignHTTP(context.Background(), creds, req, payloadHash, "s3", testRegion, at); err != nil {
@@ -42,7 +42,7 @@ func signHeaderSDK(t *testing.T, req *http.Request, payloadHash string, at time.
 }
 
 // presignSDK returns the presigned URL and the headers the client must send.
-func presignSDK(t *testing.T, method, rawURL string, headers http.Header, expires time.Duration, at time.Time) (string, http.Header) {
+func presignSDK(t testing.TB, method, rawURL string, headers http.Header, expires time.Duration, at time.Time) (string, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(method, rawURL, nil)
 	if err != nil {
@@ -202,6 +202,27 @@ func TestHeaderV4Tampering(t *testing.T) {
 	}
 }
 
+// TestAltHost signs for a public host name while the request reaches the
+// server at its own address, as behind a proxy that rewrites Host.
+func TestAltHost(t *testing.T) {
+	const public = "storage.example.com"
+	now := time.Now().UTC()
+	newReq := func(url string) *http.Request {
+		req, _ := http.NewRequest("GET", url+"/bucket/k", nil)
+		req.Host = public
+		signHeaderSDK(t, req, emptySHA256, now, sdkCreds)
+		req.Host = "" // sent with the server's own address
+		return req
+	}
+	plain := newTestServer(t, false, Options{})
+	e := mustFail(t, nil, newReq(plain.URL), 403, "SignatureDoesNotMatch")
+	if !strings.Contains(e.Fields["CanonicalRequest"], "\nhost:127.0.0.1:") {
+		t.Fatalf("error shows %q", e.Fields["CanonicalRequest"])
+	}
+	alt := newTestServer(t, false, Options{AltHost: func(*http.Request) string { return public }})
+	mustOK(t, nil, newReq(alt.URL))
+}
+
 func TestHeaderV4Skew(t *testing.T) {
 	ts := newTestServer(t, false, Options{})
 	signedAt := time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC)
@@ -352,6 +373,22 @@ func TestPresignedV4WithSDK(t *testing.T) {
 			e.Fields["Expires"] != formatServerTime(signedAt.Add(10*time.Minute)) {
 			t.Fatalf("error %+v", e)
 		}
+	})
+	t.Run("payload hash in the query", func(t *testing.T) {
+		// As the JavaScript presigner does: the hash rides in the query,
+		// lower-case, and the body must match it.
+		body := []byte("exact bytes only")
+		req, _ := http.NewRequest("PUT", ts.URL+"/bucket/hashed.bin?X-Amz-Expires=60&x-amz-content-sha256="+sha256Hex(body), nil)
+		u, _, err := sdkSigner().PresignHTTP(context.Background(), sdkCreds, req, sha256Hex(body), "s3", testRegion, signedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		put, _ := http.NewRequest("PUT", u, bytes.NewReader(body))
+		if res := mustOK(t, nil, put); res.Payload != "sha256" {
+			t.Fatalf("result %+v", res)
+		}
+		put, _ = http.NewRequest("PUT", u, strings.NewReader("other bytes, same size"[:len(body)]))
+		mustFail(t, nil, put, 400, "XAmzContentSHA256Mismatch")
 	})
 	t.Run("header and query", func(t *testing.T) {
 		e := mustFail(t, nil, get(p.URL, "Authorization", "AWS4-HMAC-SHA256 Credential=x"), 400, "InvalidArgument")

@@ -39,6 +39,12 @@ type Options struct {
 	// header value; default r.Host. The server uses it for --public-url /
 	// trusted X-Forwarded-Host.
 	Host func(r *http.Request) string
+	// AltHost, when set, returns a second host a client may have signed
+	// for: the public URL's host, when the store is also reached at
+	// another address (an internal one, or through a proxy that rewrites
+	// Host). A SigV4 signature that does not match Host is checked for it
+	// before it is refused; both name this store. "" means none.
+	AltHost func(r *http.Request) string
 	// VirtualHostBucket returns the bucket named by the Host header when the
 	// request uses virtual-hosted-style addressing, "" for path-style. Only
 	// Signature Version 2 needs it: its string to sign names the bucket even
@@ -146,11 +152,11 @@ type Auth struct {
 	Payload       PayloadMode
 
 	// What Body needs to check the payload.
-	contentSHA256 string // lower-case hex, PayloadSHA256 only
-	signingKey    []byte // streaming signed modes
-	seedSignature string // the request signature: first "previous signature" of the chunk chain
-	amzDate       string // yyyyMMddTHHmmssZ as in the string to sign
-	scope         string // date/region/s3/aws4_request
+	contentSHA256 string      // lower-case hex, PayloadSHA256 only
+	signingKey    *derivedKey // streaming signed modes
+	seedSignature string      // the request signature: first "previous signature" of the chunk chain
+	amzDate       string      // yyyyMMddTHHmmssZ as in the string to sign
+	scope         string      // date/region/s3/aws4_request
 }
 
 // Verifier checks request signatures. It is safe for concurrent use.
@@ -159,6 +165,7 @@ type Verifier struct {
 	now    func() time.Time
 	skew   time.Duration
 	host   func(r *http.Request) string
+	alt    func(r *http.Request) string
 	vhost  func(r *http.Request) string
 	keys   *keyCache
 }
@@ -170,6 +177,7 @@ func NewVerifier(lookup SecretLookup, opts Options) *Verifier {
 		now:    opts.Now,
 		skew:   opts.MaxSkew,
 		host:   opts.Host,
+		alt:    opts.AltHost,
 		vhost:  opts.VirtualHostBucket,
 	}
 	if v.now == nil {
@@ -202,9 +210,8 @@ func NewVerifier(lookup SecretLookup, opts Options) *Verifier {
 // what was signed.
 func (v *Verifier) Verify(r *http.Request) (*Auth, error) {
 	authz, hasAuthz := r.Header["Authorization"]
-	q := r.URL.Query()
-	presignV4 := q.Has(amzAlgorithm) || q.Has(amzCredential) || q.Has(amzSignature)
-	presignV2 := q.Has("AWSAccessKeyId") || q.Has("Signature")
+	q := scanAuthQuery(r.URL.RawQuery)
+	presignV4, presignV2 := q.hasV4, q.hasV2
 
 	if hasAuthz && (presignV4 || presignV2) {
 		return nil, s3err.InvalidArgument.WithMessage(
@@ -216,7 +223,7 @@ func (v *Verifier) Verify(r *http.Request) (*Auth, error) {
 	case hasAuthz:
 		value := strings.Join(authz, ",")
 		switch {
-		case strings.HasPrefix(value, algorithmV4+" "):
+		case strings.HasPrefix(value, algorithmV4):
 			return v.verifyHeaderV4(r, value)
 		case strings.HasPrefix(value, "AWS "):
 			return v.verifyHeaderV2(r, value)

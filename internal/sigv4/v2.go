@@ -67,8 +67,8 @@ func (v *Verifier) verifyHeaderV2(r *http.Request, value string) (*Auth, error) 
 }
 
 // verifyPresignedV2 checks ?AWSAccessKeyId=&Expires=&Signature=.
-func (v *Verifier) verifyPresignedV2(r *http.Request, q url.Values) (*Auth, error) {
-	accessKeyID, sig, exp := q.Get("AWSAccessKeyId"), q.Get("Signature"), q.Get("Expires")
+func (v *Verifier) verifyPresignedV2(r *http.Request, aq authQuery) (*Auth, error) {
+	accessKeyID, sig, exp := aq.v2AccessKeyID, aq.v2Signature, aq.v2Expires
 	if accessKeyID == "" || sig == "" || exp == "" {
 		return nil, s3err.AccessDenied.WithMessage("Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
 	}
@@ -88,7 +88,7 @@ func (v *Verifier) verifyPresignedV2(r *http.Request, q url.Values) (*Auth, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := v.checkV2(r, q, secret, accessKeyID, exp, sig); err != nil {
+	if err := v.checkV2(r, r.URL.Query(), secret, accessKeyID, exp, sig); err != nil {
 		return nil, err
 	}
 	return &Auth{

@@ -1,9 +1,7 @@
 package sigv4
 
 import (
-	"crypto/hmac"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,7 +33,8 @@ func (v *Verifier) verifyHeaderV4(r *http.Request, value string) (*Auth, error) 
 	rawDate := r.Header.Get("X-Amz-Date")
 	fromDateHeader := false
 	if rawDate != "" {
-		if t, err = time.Parse(iso8601Basic, rawDate); err != nil {
+		var ok bool
+		if t, ok = parseAmzDate(rawDate); !ok {
 			return nil, missingDate()
 		}
 	} else if d := r.Header.Get("Date"); d != "" {
@@ -70,9 +69,7 @@ func (v *Verifier) verifyHeaderV4(r *http.Request, value string) (*Auth, error) 
 	}
 	key := v.keys.get(secret, cred.Date, cred.Region, cred.Service)
 	scope := cred.Scope()
-	canonical := v.canonicalRequest(r, canonicalQuery(r.URL.RawQuery, false), az.SignedHeaders, declared)
-	sts := stringToSign(amzDateStr, scope, canonical)
-	if !hmac.Equal([]byte(signHex(key, sts)), []byte(az.Signature)) {
+	if canonical, sts, ok := v.matchV4(r, key, amzDateStr, scope, false, az.SignedHeaders, declared, az.Signature); !ok {
 		return nil, signatureMismatchV4(cred.AccessKeyID, sts, az.Signature, canonical)
 	}
 
@@ -102,7 +99,7 @@ func (v *Verifier) verifyHeaderV4(r *http.Request, value string) (*Auth, error) 
 }
 
 // setPayload records what Body needs for the payload mode.
-func (a *Auth) setPayload(mode PayloadMode, declared string, key []byte, seed, amzDate, scope string) {
+func (a *Auth) setPayload(mode PayloadMode, declared string, key *derivedKey, seed, amzDate, scope string) {
 	a.Payload = mode
 	switch mode {
 	case PayloadSHA256:
@@ -118,8 +115,8 @@ func (a *Auth) setPayload(mode PayloadMode, declared string, key []byte, seed, a
 // verifyPresignedV4 checks a URL carrying X-Amz-Signature. As S3 does, the
 // validity window is checked before the key and the signature: an expired
 // URL says so whatever else is wrong with it.
-func (v *Verifier) verifyPresignedV4(r *http.Request, q url.Values) (*Auth, error) {
-	pq, err := ParsePresignedQuery(q)
+func (v *Verifier) verifyPresignedV4(r *http.Request, q authQuery) (*Auth, error) {
+	pq, err := parsePresigned(q)
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +139,9 @@ func (v *Verifier) verifyPresignedV4(r *http.Request, q url.Values) (*Auth, erro
 	}
 
 	// A presigned URL usually names no payload hash; it may carry one in the
-	// query (signed with the rest of the query) or as a header.
-	declared := q.Get(headerContentSHA256)
+	// query (signed with the rest of the query; the JavaScript presigner
+	// hoists it there) or as a header.
+	declared := q.contentSHA256
 	if declared == "" {
 		declared = r.Header.Get(headerContentSHA256)
 	}
@@ -162,9 +160,7 @@ func (v *Verifier) verifyPresignedV4(r *http.Request, q url.Values) (*Auth, erro
 	}
 	key := v.keys.get(secret, cred.Date, cred.Region, cred.Service)
 	scope := cred.Scope()
-	canonical := v.canonicalRequest(r, canonicalQuery(r.URL.RawQuery, true), pq.SignedHeaders, declared)
-	sts := stringToSign(pq.RawDate, scope, canonical)
-	if !hmac.Equal([]byte(signHex(key, sts)), []byte(pq.Signature)) {
+	if canonical, sts, ok := v.matchV4(r, key, pq.RawDate, scope, true, pq.SignedHeaders, declared, pq.Signature); !ok {
 		return nil, signatureMismatchV4(cred.AccessKeyID, sts, pq.Signature, canonical)
 	}
 
@@ -187,4 +183,34 @@ func (v *Verifier) verifyPresignedV4(r *http.Request, q url.Values) (*Auth, erro
 	}
 	a.setPayload(mode, declared, key, pq.Signature, pq.RawDate, scope)
 	return a, nil
+}
+
+// matchV4 checks a SigV4 signature over r's canonical request for the host
+// the request names and, failing that, for the alternative host when there
+// is one. On failure it returns the canonical request and string to sign
+// for the request's own host: what an error should show the client.
+//
+// The canonical request and string to sign are built in stack buffers and
+// become strings only for that error: verifying a presigned URL then costs
+// a handful of small allocations.
+func (v *Verifier) matchV4(r *http.Request, key *derivedKey, amzDate, scope string, dropSignature bool, signed []string, payloadHash, provided string) (canonical, sts string, ok bool) {
+	var crBuf [1024]byte
+	var stsBuf [256]byte
+	host := v.host(r)
+	cr := v.appendCanonicalRequest(crBuf[:0], r, host, dropSignature, signed, payloadHash)
+	st := appendStringToSign(stsBuf[:0], amzDate, scope, cr)
+	if key.matches(st, provided) {
+		return "", "", true
+	}
+	if v.alt != nil && slices.Contains(signed, "host") {
+		if alt := v.alt(r); alt != "" && alt != host {
+			var altBuf [1024]byte
+			var altSts [256]byte
+			c := v.appendCanonicalRequest(altBuf[:0], r, alt, dropSignature, signed, payloadHash)
+			if key.matches(appendStringToSign(altSts[:0], amzDate, scope, c), provided) {
+				return "", "", true
+			}
+		}
+	}
+	return string(cr), string(st), false
 }
