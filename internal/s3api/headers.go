@@ -2,7 +2,6 @@ package s3api
 
 import (
 	"net/http"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -162,7 +161,7 @@ func setObjectHeaders(h http.Header, o *storage.Object) {
 	for k, v := range o.UserMeta {
 		// Set the map directly: canonicalising would change the case the
 		// client chose, and S3 returns metadata names in lower case.
-		h[textproto.CanonicalMIMEHeaderKey(metaPrefix+k)] = []string{v}
+		h["x-amz-meta-"+k] = []string{v}
 	}
 	if len(o.Parts) > 0 {
 		h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(len(o.Parts)))
@@ -283,7 +282,8 @@ func parseRange(v string, size int64) (start, length int64, ok bool, err error) 
 		if perr != nil || n < 0 {
 			return 0, 0, false, nil
 		}
-		if n == 0 {
+		// A suffix of nothing, or of an empty object, selects no byte.
+		if n == 0 || size == 0 {
 			return 0, 0, false, invalidRange(v, size)
 		}
 		n = min(n, size)

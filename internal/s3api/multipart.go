@@ -480,7 +480,7 @@ func (s *Server) completeUpload(req *request) error {
 		drop = append(drop, p.Segment.Blob)
 	}
 	s.deleteBlobs(drop)
-	out := completeResult{Location: "/" + u.Bucket + "/" + u.Key, Bucket: u.Bucket, Key: u.Key, ETag: quoteETag(obj.ETag)}
+	out := completeResult{Location: s.objectURL(req, u.Key), Bucket: u.Bucket, Key: u.Key, ETag: quoteETag(obj.ETag)}
 	out.set(obj.Checksum)
 	return writeXML(req.w, http.StatusOK, out)
 }
