@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"nfyio.dev/storage/internal/cors"
 	"nfyio.dev/storage/internal/server"
 )
 
@@ -71,6 +72,13 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	maxConc := fs.Int("max-concurrent", int(envInt("NFYIO_MAX_CONCURRENT", 1024)), "requests served at once before answering 503 SlowDown (NFYIO_MAX_CONCURRENT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("NFYIO_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on SIGTERM (NFYIO_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&accessLog, "access-log", envString("NFYIO_ACCESS_LOG", ""), "file for the access log; default stderr (NFYIO_ACCESS_LOG)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", envString("NFYIO_TLS_CERT", ""), "PEM certificate (chain) file: serve HTTPS and HTTP/2; reloaded when it changes (NFYIO_TLS_CERT)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", envString("NFYIO_TLS_KEY", ""), "PEM private key file of --tls-cert (NFYIO_TLS_KEY)")
+	fs.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", envBool("NFYIO_TLS_SELF_SIGNED", false), "serve HTTPS with a self-signed certificate for localhost kept in the data dir, for development (NFYIO_TLS_SELF_SIGNED)")
+	fs.StringVar(&cfg.AdminAddress, "admin-addr", envString("NFYIO_ADMIN_ADDR", ""), "separate plain-HTTP listener for /metrics, /health/live and /health/ready; keep it private (NFYIO_ADMIN_ADDR)")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", envDuration("NFYIO_READ_HEADER_TIMEOUT", 10*time.Second), "time a client has to send a request's headers (NFYIO_READ_HEADER_TIMEOUT)")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", envDuration("NFYIO_IDLE_TIMEOUT", 2*time.Minute), "idle keep-alive connections are closed after this (NFYIO_IDLE_TIMEOUT)")
+	corsOrigins := fs.String("cors-allow-origin", envString("NFYIO_CORS_ALLOW_ORIGIN", ""), "comma-separated origins (one '*' wildcard each, or *) that may use every method from a browser on buckets without a CORS configuration of their own (NFYIO_CORS_ALLOW_ORIGIN)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -80,6 +88,16 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "nfyio server: unexpected arguments %s\n", strings.Join(fs.Args(), " "))
 		return 2
+	}
+	for _, o := range strings.Split(*corsOrigins, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if err := cors.ValidateOrigin(o); err != nil {
+			fmt.Fprintf(stderr, "nfyio server: --cors-allow-origin %q: %v\n", o, err)
+			return 2
+		}
+		cfg.CORSAllowOrigin = append(cfg.CORSAllowOrigin, o)
 	}
 	cfg.MaxConcurrent = *maxConc
 	cfg.MasterKey = os.Getenv("NFYIO_MASTER_KEY")
@@ -111,9 +129,24 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nfyio server: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "nfyio %s listening on http://%s, data in %s\n", version, ln.Addr(), cfg.DataDir)
-	done := make(chan error, 1)
+	adminLn, err := srv.ListenAdmin()
+	if err != nil {
+		ln.Close()
+		srv.Close()
+		fmt.Fprintf(stderr, "nfyio server: admin listener: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "nfyio %s listening on %s://%s, data in %s\n", version, srv.Scheme(), ln.Addr(), cfg.DataDir)
+	done := make(chan error, 2)
 	go func() { done <- srv.Serve(ln) }()
+	if adminLn != nil {
+		fmt.Fprintf(stdout, "nfyio: metrics and health checks on http://%s\n", adminLn.Addr())
+		go func() {
+			if err := srv.ServeAdmin(adminLn); err != nil {
+				done <- fmt.Errorf("admin listener: %w", err)
+			}
+		}()
+	}
 	select {
 	case err := <-done:
 		srv.Close()

@@ -29,8 +29,10 @@ type Config struct {
 	Region string // reported by GetBucketLocation
 	// Domain enables virtual-hosted addressing: BUCKET.Domain.
 	Domain string
-	// PublicHost, when set, is the host clients sign for (the public URL's
-	// host behind a proxy).
+	// PublicHost, when set, is the public URL's host: signatures made for
+	// it are accepted whatever Host the request arrives with (behind a proxy
+	// that rewrites Host, or from clients using an internal address, whose
+	// signatures for that address are accepted too).
 	PublicHost string
 	// TrustProxy accepts X-Forwarded-Host / X-Forwarded-Proto.
 	TrustProxy bool
@@ -45,6 +47,10 @@ type Config struct {
 	// Internal serves the reserved /_nfyio/ prefix (health, metrics,
 	// admin); it receives the authenticated principal, nil when anonymous.
 	Internal func(w http.ResponseWriter, r *http.Request, p *iam.Principal)
+	// CORSAllowOrigin is the operator's default CORS rule for buckets
+	// without a configuration of their own: these origins (one '*' each
+	// allowed) may use every method and header. Empty: no default.
+	CORSAllowOrigin []string
 }
 
 // Server is the S3 API handler.
@@ -78,11 +84,12 @@ func New(cfg Config) *Server {
 	s.verifier = sigv4.NewVerifier(func(ctx context.Context, id string) (string, error) {
 		secret, _, err := cfg.Keys.Secret(ctx, id)
 		return secret, err
-	}, sigv4.Options{Now: cfg.Now, Host: s.signedHost})
+	}, sigv4.Options{Now: cfg.Now, Host: s.signedHost, AltHost: s.publicHost})
 	return s
 }
 
-// signedHost is the host a client signed for.
+// signedHost is the host the client addressed: the Host header or, from a
+// trusted proxy, the first X-Forwarded-Host.
 func (s *Server) signedHost(r *http.Request) string {
 	if s.cfg.TrustProxy {
 		if h := r.Header.Get("X-Forwarded-Host"); h != "" {
@@ -90,11 +97,11 @@ func (s *Server) signedHost(r *http.Request) string {
 			return strings.TrimSpace(h)
 		}
 	}
-	if s.cfg.PublicHost != "" {
-		return s.cfg.PublicHost
-	}
 	return r.Host
 }
+
+// publicHost is the second host a signature may be for (sigv4.Options.AltHost).
+func (s *Server) publicHost(*http.Request) string { return s.cfg.PublicHost }
 
 // Info is the per-request record the access log and metrics read once the
 // handler is done. The handler fills it as it learns.
@@ -175,6 +182,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.Op = req.op
 	} else {
 		info.Op = "Internal"
+	}
+	// CORS comes before authentication: preflights carry no signature, and
+	// the headers must be on every response, errors included.
+	if !internal && s.handleCORS(req) {
+		return
 	}
 
 	auth, err := s.verifier.Verify(r)
@@ -263,5 +275,6 @@ func (s *Server) fail(req *request, err error) {
 		req.w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	drainRefused(req)
 	e.Write(req.w, req.r, req.info.RequestID, s.hostID)
 }

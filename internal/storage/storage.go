@@ -42,8 +42,9 @@ var (
 type Bucket struct {
 	Name    string
 	Created time.Time
-	// CORS is the bucket's CORS configuration as the XML document the client
-	// sent (validated before it is stored); empty when none is set.
+	// CORS is the bucket's CORS configuration as an XML document (the
+	// client's, validated and normalised before it is stored); empty when
+	// none is set.
 	CORS []byte
 }
 
