@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"nfyio.dev/storage/internal/iam"
 	"nfyio.dev/storage/internal/s3err"
@@ -123,9 +125,37 @@ func (s *Server) getUpload(req *request) (storage.Upload, error) {
 	return u, nil
 }
 
+// uploadLocks serialise, per upload, recording a part (with the deletion
+// of the blob it replaced) against completing the upload. Without them a
+// part re-uploaded after Complete read the parts but before it committed
+// would have its old blob deleted while the new object points at it. The
+// locks are striped by upload ID and shared by every Server in the process,
+// which costs only contention. They cover one process: nodes of a
+// scale-out deployment racing on one upload need the metadata store to
+// refuse a completion whose parts changed.
+var uploadLocks [256]sync.Mutex
+
+// lockUpload takes the upload's lock; the returned function releases it
+// and may be called more than once.
+func lockUpload(id string) (unlock func()) {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	mu := &uploadLocks[h.Sum32()%uint32(len(uploadLocks))]
+	mu.Lock()
+	locked := true
+	return func() {
+		if locked {
+			locked = false
+			mu.Unlock()
+		}
+	}
+}
+
 // savePart records a stored part, deleting whatever it replaced; if the
 // upload went away meanwhile the new blob is deleted and NoSuchUpload returned.
 func (s *Server) savePart(req *request, u storage.Upload, p storage.Part, st *stored) error {
+	unlock := lockUpload(u.ID)
+	defer unlock()
 	replaced, err := s.cfg.Meta.PutPart(req.ctx, u.Bucket, u.Key, u.ID, p)
 	if err != nil {
 		s.deleteBlobs(st.blobs())
@@ -380,6 +410,10 @@ func (s *Server) completeUpload(req *request) error {
 	if len(in.Parts) == 0 {
 		return s3err.MalformedXML.WithMessage("The XML you provided was not well-formed or did not validate against our published schema")
 	}
+	// From reading the parts to committing the object, no part of this
+	// upload may be replaced (see uploadLocks).
+	unlock := lockUpload(u.ID)
+	defer unlock()
 	recorded, err := s.allParts(req, u)
 	if err != nil {
 		return err
@@ -420,7 +454,7 @@ func (s *Server) completeUpload(req *request) error {
 			if p.Checksum != nil {
 				got = p.Checksum.Value
 			}
-			if want := cp.checksum(obj.Checksum.Algorithm); want != "" && want != got {
+			if sent := cp.checksum(obj.Checksum.Algorithm); sent != "" && sent != got {
 				return s3err.InvalidPart.WithMessage("The checksum of part " + strconv.Itoa(p.Number) + " does not match the checksum given in the request.")
 			}
 			sums = append(sums, got)
@@ -466,6 +500,7 @@ func (s *Server) completeUpload(req *request) error {
 	}
 	obj.LastModified = s.cfg.Now().UTC()
 	replaced, unused, err := s.cfg.Meta.CompleteUpload(req.ctx, u.Bucket, u.Key, u.ID, obj, writeCheck(req.r.Header))
+	unlock()
 	if err != nil {
 		if errors.Is(err, storage.ErrUploadNotFound) {
 			return s3err.NoSuchUpload
