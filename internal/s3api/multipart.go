@@ -502,8 +502,13 @@ func (s *Server) completeUpload(req *request) error {
 	replaced, unused, err := s.cfg.Meta.CompleteUpload(req.ctx, u.Bucket, u.Key, u.ID, obj, writeCheck(req.r.Header))
 	unlock()
 	if err != nil {
-		if errors.Is(err, storage.ErrUploadNotFound) {
+		switch {
+		case errors.Is(err, storage.ErrUploadNotFound):
 			return s3err.NoSuchUpload
+		case errors.Is(err, storage.ErrPartChanged):
+			// A part was uploaded again meanwhile (on another node): the
+			// ETags the client listed no longer name the stored parts.
+			return s3err.InvalidPart.With(s3err.Field{Name: "UploadId", Value: u.ID})
 		}
 		return metaError(err)
 	}

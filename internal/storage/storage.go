@@ -33,6 +33,9 @@ var (
 	ErrAlreadyRedeemed  = errors.New("one-time token already redeemed")
 	ErrStorageFull      = errors.New("storage full")
 	ErrConditionAborted = errors.New("condition aborted the transaction")
+	// ErrPartChanged: a completion named a part blob that is no longer the
+	// upload's part (it was uploaded again meanwhile, maybe on another node).
+	ErrPartChanged = errors.New("multipart part changed during completion")
 	// ErrNotSupported: the backend, as configured, cannot do this (for
 	// example Blobs.List on a store that keeps no record of its writes).
 	ErrNotSupported = errors.New("not supported by this backend")
@@ -217,7 +220,10 @@ type Meta interface {
 	ListUploads(ctx context.Context, bucket string, opts ListUploadsOptions) (ListUploadsResult, error)
 	// CompleteUpload atomically removes the upload and stores o. It returns
 	// the object record it replaced and the parts that o does not use, whose
-	// blobs the caller deletes after the commit.
+	// blobs the caller deletes after the commit. Every segment of o must be
+	// the blob of a current part of the upload, else ErrPartChanged and
+	// nothing changes: a part re-uploaded during completion must never leave
+	// the record pointing at a deleted blob.
 	CompleteUpload(ctx context.Context, bucket, key, uploadID string, o Object, check PutCheck) (replaced *Object, unused []Part, err error)
 	// AbortUpload removes the upload and returns its parts.
 	AbortUpload(ctx context.Context, bucket, key, uploadID string) ([]Part, error)

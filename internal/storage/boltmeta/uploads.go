@@ -276,6 +276,9 @@ func (d *DB) CompleteUpload(ctx context.Context, bucket, key, uploadID string, o
 		if err != nil {
 			return err
 		}
+		if err := checkSegments(o.Segments, parts); err != nil {
+			return err
+		}
 		for _, p := range parts {
 			if !used[p.Segment.Blob] {
 				unused = append(unused, p)
@@ -288,6 +291,20 @@ func (d *DB) CompleteUpload(ctx context.Context, bucket, key, uploadID string, o
 		return nil, nil, err
 	}
 	return replaced, unused, nil
+}
+
+// checkSegments verifies that every segment is a current part's blob.
+func checkSegments(segs []storage.Segment, parts []storage.Part) error {
+	current := make(map[string]bool, len(parts))
+	for _, p := range parts {
+		current[p.Segment.Blob] = true
+	}
+	for _, s := range segs {
+		if !current[s.Blob] {
+			return storage.ErrPartChanged
+		}
+	}
+	return nil
 }
 
 // AbortUpload removes the upload and returns its parts.

@@ -197,8 +197,16 @@ func (db *DB) CompleteUpload(ctx context.Context, bucket, key, uploadID string, 
 		if err != nil {
 			return err
 		}
+		current := make(map[string]bool, len(parts))
+		for _, p := range parts {
+			current[p.Segment.Blob] = true
+		}
 		used := map[string]bool{}
 		for _, s := range o.Segments {
+			if !current[s.Blob] {
+				// Returning rolls the transaction back: the upload stays.
+				return storage.ErrPartChanged
+			}
 			used[s.Blob] = true
 		}
 		for _, p := range parts {

@@ -354,6 +354,20 @@ func testCompleteUpload(t *testing.T, m storage.Meta) {
 		t.Errorf("CompleteUpload with the wrong key: %v, want ErrUploadNotFound", err)
 	}
 
+	// A segment that is no longer a part's blob (part 2 was uploaded again
+	// as "b") must refuse the completion and change nothing.
+	stale := o
+	stale.Segments = []storage.Segment{part(1, "a").Segment, part(2, "a").Segment}
+	if _, _, err := m.CompleteUpload(ctx, "b", "k", "up", stale, nil); !errors.Is(err, storage.ErrPartChanged) {
+		t.Fatalf("CompleteUpload naming a replaced part's blob: %v, want ErrPartChanged", err)
+	}
+	if ps, _, err := m.ListParts(ctx, "b", "k", "up", 0, 100); err != nil || len(ps) != 3 {
+		t.Fatalf("CompleteUpload refused for a changed part changed the parts: %v, %v", partNumbers(ps), err)
+	}
+	if got, _ := m.GetObject(ctx, "b", "k"); got.ETag != old.ETag {
+		t.Fatalf("CompleteUpload refused for a changed part replaced the object: %+v", got)
+	}
+
 	replaced, unused, err := m.CompleteUpload(ctx, "b", "k", "up", o, nil)
 	if err != nil {
 		t.Fatalf("CompleteUpload: %v", err)
