@@ -17,6 +17,7 @@ Usage:
   nfyio presign s3://BUCKET/KEY    print a presigned URL (like aws s3 presign)
   nfyio presign-post s3://BUCKET/KEY  print a browser form upload (URL and fields) as JSON
   nfyio keys COMMAND               manage access keys of a running store
+  nfyio fsck [--data DIR] [--repair]  check a stopped store's records against its blobs
   nfyio version                    print the version
 `
 
@@ -39,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runPresignPost(rest, stdout, stderr)
 	case "keys":
 		return runKeys(rest, stdout, stderr)
+	case "fsck":
+		return runFsck(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "nfyio", version)
 		return 0

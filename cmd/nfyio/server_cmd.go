@@ -62,7 +62,7 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Address, "address", envString("NFYIO_ADDRESS", "127.0.0.1:9000"), "listen address (NFYIO_ADDRESS)")
 	fs.StringVar(&cfg.DataDir, "data", envString("NFYIO_DATA_DIR", "data"), "data directory (NFYIO_DATA_DIR)")
 	fs.StringVar(&cfg.Meta, "meta", envString("NFYIO_META", ""), "metadata store: empty for the embedded store in the data dir, or postgres://USER:PASS@HOST:PORT/DB (NFYIO_META)")
-	fs.StringVar(&cfg.Blobs, "blobs", envString("NFYIO_BLOBS", ""), "blob store: empty for files in the data dir, or seaweedfs://MASTER:PORT (NFYIO_BLOBS)")
+	fs.StringVar(&cfg.Blobs, "blobs", envString("NFYIO_BLOBS", ""), "blob store: empty for files in the data dir, or seaweedfs://MASTER:PORT[?replication=001&collection=NAME&chunkSize=8MiB] (NFYIO_BLOBS)")
 	fs.StringVar(&cfg.Region, "region", envString("NFYIO_REGION", "us-east-1"), "region reported by GetBucketLocation and used by our own tools; any region is accepted in signatures (NFYIO_REGION)")
 	fs.StringVar(&cfg.Domain, "domain", envString("NFYIO_DOMAIN", ""), "domain for virtual-hosted addressing, BUCKET.DOMAIN (NFYIO_DOMAIN)")
 	fs.StringVar(&cfg.PublicURL, "public-url", envString("NFYIO_PUBLIC_URL", ""), "URL clients use to reach the store behind a proxy; signatures are checked for its host (NFYIO_PUBLIC_URL)")
@@ -100,6 +100,8 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 		cfg.CORSAllowOrigin = append(cfg.CORSAllowOrigin, o)
 	}
 	cfg.MaxConcurrent = *maxConc
+	// Profiling endpoints have no flag in --help: a debugging aid only.
+	cfg.Pprof = envBool("NFYIO_PPROF", false)
 	cfg.MasterKey = os.Getenv("NFYIO_MASTER_KEY")
 	cfg.RootAccessKey = os.Getenv("NFYIO_ROOT_ACCESS_KEY")
 	cfg.RootSecretKey = os.Getenv("NFYIO_ROOT_SECRET_KEY")

@@ -150,10 +150,12 @@ type handlerFunc func(s *Server, req *request) error
 // extraHandlers is filled by init functions of the resource-family files.
 var extraHandlers = map[string]handlerFunc{}
 
-// Bounds on reading the unread body of a refused request.
+// Bounds on reading the unread body of a refused request: enough for the
+// uploads browsers and apps send through presigned URLs, small enough that
+// a refused client cannot hold a request slot for long.
 const (
-	drainLimit   = 256 << 20
-	drainTimeout = time.Minute
+	drainLimit   = 64 << 20
+	drainTimeout = 30 * time.Second
 )
 
 // drainRefused reads, within bounds, what is left of the body of a request
@@ -165,6 +167,11 @@ const (
 func drainRefused(req *request) {
 	r := req.r
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		return
+	}
+	if r.ContentLength > drainLimit {
+		// Not worth reading: answer and close the connection.
+		req.w.Header().Set("Connection", "close")
 		return
 	}
 	rc := http.NewResponseController(req.w)

@@ -58,6 +58,22 @@ func Backend() string {
 	return "embedded"
 }
 
+// BlobRefs lists the blobs the server's blob store holds, through the
+// store's own interface, so tests can count them on every backend.
+func (s *Server) BlobRefs(t testing.TB) map[string]bool {
+	t.Helper()
+	_, blobs := s.Srv.Storage()
+	refs := map[string]bool{}
+	err := blobs.List(context.Background(), func(ref string, _ time.Time) error {
+		refs[ref] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("list blobs: %v", err)
+	}
+	return refs
+}
+
 // Embedded reports whether the server keeps its data in DataDir only.
 func (s *Server) Embedded() bool { return s.Backend == "embedded" }
 
@@ -126,7 +142,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		_ = srv.Shutdown(ctx)
 	})
 	addr := ln.Addr().String()
-	return &Server{URL: "http://" + addr, Addr: addr, DataDir: cfg.DataDir, Srv: srv, Log: logBuf, Backend: Backend()}
+	return &Server{URL: srv.Scheme() + "://" + addr, Addr: addr, DataDir: cfg.DataDir, Srv: srv, Log: logBuf, Backend: Backend()}
 }
 
 // NoEnv clears the AWS variables of this machine (a CA bundle, profiles)

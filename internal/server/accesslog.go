@@ -117,11 +117,19 @@ func (b *countingBody) Read(p []byte) (int, error) {
 func observe(h http.Handler, log *slog.Logger, m *metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if m != nil {
+			m.inflight.Inc()
+			defer m.inflight.Dec()
+		}
 		info := &s3api.Info{}
 		cw := &countingWriter{ResponseWriter: w}
+		// Count the body on a copy of the request: net/http inspects its
+		// own request's Body after the handler (an unsent 100-continue
+		// body must not be read; a large unread body closes the
+		// connection), which a replaced Body would defeat.
+		r = r.WithContext(s3api.WithInfo(r.Context(), info))
 		body := &countingBody{ReadCloser: r.Body}
 		r.Body = body
-		r = r.WithContext(s3api.WithInfo(r.Context(), info))
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {

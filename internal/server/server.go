@@ -88,6 +88,10 @@ type Config struct {
 	// header) on buckets without a CORS configuration of their own.
 	CORSAllowOrigin []string
 
+	// Pprof serves net/http/pprof under /_nfyio/debug/pprof/ (to loopback
+	// clients and admin keys) for profiling; off unless set.
+	Pprof bool
+
 	// Out receives the one-time root key announcement (default stdout).
 	Out io.Writer
 	// Logger receives the access log and errors (default stderr, JSON).
@@ -321,6 +325,10 @@ func (s *Server) listenForChanges(ctx context.Context, l changeListener) error {
 // Handler is the whole HTTP handler (tests may serve it themselves).
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Storage returns the server's stores, for tests and tools that check what
+// the server wrote through the same interfaces.
+func (s *Server) Storage() (storage.Meta, storage.Blobs) { return s.meta, s.blobs }
+
 // Keys is the key service (tests and the CLI create keys through it).
 func (s *Server) Keys() *iam.Service { return s.keys }
 
@@ -335,6 +343,8 @@ func (s *Server) internal(w http.ResponseWriter, r *http.Request, p *iam.Princip
 		s.ready(w, r)
 	case path == "/_nfyio/metrics":
 		s.metrics.handler().ServeHTTP(w, r)
+	case s.cfg.Pprof && strings.HasPrefix(path, pprofPrefix):
+		servePprof(w, r, p)
 	case strings.HasPrefix(path, "/_nfyio/admin/"):
 		if p == nil || !p.HasScope(iam.ScopeAdmin) {
 			writeJSONError(w, http.StatusForbidden, "AccessDenied", "the admin API needs a key with scope admin")

@@ -274,12 +274,6 @@ func appendCanonicalURI(dst []byte, u *url.URL) []byte {
 	return append(dst, canonicalURI(u.EscapedPath())...)
 }
 
-// canonicalRequest builds the SigV4 canonical request of r as signed for
-// host.
-func (v *Verifier) canonicalRequest(r *http.Request, host string, dropSignature bool, signed []string, payloadHash string) string {
-	return string(v.appendCanonicalRequest(nil, r, host, dropSignature, signed, payloadHash))
-}
-
 // appendCanonicalRequest appends the SigV4 canonical request of r, as
 // signed for host, to dst. dropSignature leaves X-Amz-Signature out of the
 // query (presigned URLs).
@@ -316,11 +310,6 @@ func (v *Verifier) appendCanonicalRequest(dst []byte, r *http.Request, host stri
 	}
 	dst = append(dst, '\n')
 	return append(dst, payloadHash...)
-}
-
-// stringToSign is the SigV4 string to sign of a canonical request.
-func stringToSign(amzDate, scope, canonicalRequest string) string {
-	return string(appendStringToSign(nil, amzDate, scope, []byte(canonicalRequest)))
 }
 
 func appendStringToSign(dst []byte, amzDate, scope string, canonicalRequest []byte) []byte {

@@ -49,12 +49,6 @@ func (d *derivedKey) sum(dst, data []byte) []byte {
 	return dst
 }
 
-// signHex is hex(HMAC-SHA256(key, data)).
-func (d *derivedKey) signHex(data string) string {
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(d.sum(sum[:0], []byte(data)))
-}
-
 // matches reports whether provided is hex(HMAC-SHA256(key, data)). The
 // comparison takes the same time wherever the first difference is, as
 // hmac.Equal does, without copying provided into a byte slice first.

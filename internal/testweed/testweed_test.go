@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMain(m *testing.M) {
@@ -35,17 +36,26 @@ func TestClusterListensOnLoopbackOnly(t *testing.T) {
 	g, _ := strconv.Atoi(c.masterAddr[strings.LastIndex(c.masterAddr, ".")+1:])
 	want[g] = true
 
-	seen := map[int]bool{}
-	for _, pid := range pids {
-		for _, s := range listeningSockets(t, pid) {
-			if s.addr != "127.0.0.1" {
-				t.Errorf("pid %d listens on %s:%d (%s); want 127.0.0.1 only", pid, s.addr, s.port, s.proto)
+	// Volume servers open their gRPC listener a moment after they answer
+	// HTTP: look again until every port is open, or give up.
+	var seen map[int]bool
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		seen = map[int]bool{}
+		for _, pid := range pids {
+			for _, s := range listeningSockets(t, pid) {
+				if s.addr != "127.0.0.1" {
+					t.Errorf("pid %d listens on %s:%d (%s); want 127.0.0.1 only", pid, s.addr, s.port, s.proto)
+				}
+				if !want[s.port] {
+					t.Errorf("pid %d listens on unexpected port %d (%s)", pid, s.port, s.proto)
+				}
+				seen[s.port] = true
 			}
-			if !want[s.port] {
-				t.Errorf("pid %d listens on unexpected port %d (%s)", pid, s.port, s.proto)
-			}
-			seen[s.port] = true
 		}
+		if len(seen) >= len(want) || time.Now().After(deadline) || t.Failed() {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	for p := range want {
 		if !seen[p] {

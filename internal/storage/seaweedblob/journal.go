@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The journal is how List knows the blobs: SeaweedFS's HTTP API can look a
@@ -41,7 +42,7 @@ func openJournal(dir string) (*journal, error) {
 	// otherwise block forever instead of saying why.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("seaweedblob: journal %s is in use by another store", path)
 		}
 		return nil, fmt.Errorf("seaweedblob: open journal %s: %w", path, err)
