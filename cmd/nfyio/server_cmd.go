@@ -69,6 +69,7 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.TrustProxy, "trust-proxy", envBool("NFYIO_TRUST_PROXY", false), "accept X-Forwarded-Host and X-Forwarded-Proto from a proxy (NFYIO_TRUST_PROXY)")
 	fs.BoolVar(&cfg.NoSync, "unsafe-no-fsync", envBool("NFYIO_UNSAFE_NO_FSYNC", false), "UNSAFE: do not fsync writes; acknowledged data can be lost on power failure (NFYIO_UNSAFE_NO_FSYNC)")
 	fs.Int64Var(&cfg.InlineThreshold, "inline-threshold", envInt("NFYIO_INLINE_THRESHOLD", 64<<10), "objects up to this many bytes are stored inside the metadata record; -1 disables (NFYIO_INLINE_THRESHOLD)")
+	fs.DurationVar(&cfg.UploadMaxAge, "upload-max-age", envDuration("NFYIO_UPLOAD_MAX_AGE", 7*24*time.Hour), "unfinished multipart uploads older than this are aborted by the sweeper (NFYIO_UPLOAD_MAX_AGE)")
 	maxConc := fs.Int("max-concurrent", int(envInt("NFYIO_MAX_CONCURRENT", 1024)), "requests served at once before answering 503 SlowDown (NFYIO_MAX_CONCURRENT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("NFYIO_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on SIGTERM (NFYIO_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&accessLog, "access-log", envString("NFYIO_ACCESS_LOG", ""), "file for the access log; default stderr (NFYIO_ACCESS_LOG)")
