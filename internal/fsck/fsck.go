@@ -14,19 +14,16 @@ package fsck
 import (
 	"context"
 	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
-	"hash/crc32"
-	"hash/crc64"
 	"io"
 	"strconv"
 	"time"
 
+	"nfyio.dev/storage/internal/checksum"
 	"nfyio.dev/storage/internal/storage"
 )
 
@@ -411,7 +408,7 @@ func (c *checker) orphans(ctx context.Context) error {
 func (c *checker) verifyObject(ctx context.Context, o *storage.Object) error {
 	var full hash.Hash
 	if o.Checksum != nil && o.Checksum.Type != "COMPOSITE" {
-		full = newChecksum(o.Checksum.Algorithm)
+		full = checksum.New(o.Checksum.Algorithm)
 	}
 	var partAlg string
 	if o.Checksum != nil {
@@ -487,21 +484,20 @@ func (c *checker) checkComposite(o *storage.Object, base Problem) {
 	if o.Checksum == nil || o.Checksum.Type != "COMPOSITE" {
 		return
 	}
-	h := newChecksum(o.Checksum.Algorithm)
-	if h == nil {
+	if checksum.New(o.Checksum.Algorithm) == nil {
 		return
 	}
-	for _, part := range o.Parts {
-		b, err := base64.StdEncoding.DecodeString(part.Checksum)
-		if err != nil || part.Checksum == "" {
-			p := base
-			p.Kind, p.Part, p.Detail = BadRecord, part.Number, "a COMPOSITE checksum needs every part's checksum"
-			c.problem(p)
-			return
-		}
-		h.Write(b)
+	sums := make([]string, len(o.Parts))
+	for i, part := range o.Parts {
+		sums[i] = part.Checksum
 	}
-	want := base64.StdEncoding.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(o.Parts))
+	want, err := checksum.Composite(o.Checksum.Algorithm, sums)
+	if err != nil {
+		p := base
+		p.Kind, p.Detail = BadRecord, "a COMPOSITE checksum needs every part's checksum: "+err.Error()
+		c.problem(p)
+		return
+	}
 	if want != o.Checksum.Value {
 		p := base
 		p.Kind, p.Detail = ContentMismatch, "composite "+o.Checksum.Algorithm+" checksum "+o.Checksum.Value+" does not match its parts' "+want
@@ -566,7 +562,7 @@ func (c *checker) readBlob(ctx context.Context, sg storage.Segment, alg string, 
 	ws := []io.Writer{m}
 	var ck hash.Hash
 	if alg != "" {
-		if ck = newChecksum(alg); ck != nil {
+		if ck = checksum.New(alg); ck != nil {
 			ws = append(ws, ck)
 		}
 	}
@@ -589,28 +585,4 @@ func (c *checker) readBlob(ctx context.Context, sg storage.Segment, alg string, 
 		s.checksum = base64.StdEncoding.EncodeToString(ck.Sum(nil))
 	}
 	return s, nil
-}
-
-var (
-	castagnoli = crc32.MakeTable(crc32.Castagnoli)
-	// CRC-64/NVME, the polynomial S3 uses for CRC64NVME.
-	nvme = crc64.MakeTable(0x9a6c9329ac4bc9b5)
-)
-
-// newChecksum returns the hash of an S3 flexible checksum algorithm, nil
-// for an unknown one (which is then not verified).
-func newChecksum(alg string) hash.Hash {
-	switch alg {
-	case "CRC32":
-		return crc32.NewIEEE()
-	case "CRC32C":
-		return crc32.New(castagnoli)
-	case "CRC64NVME":
-		return crc64.New(nvme)
-	case "SHA1":
-		return sha1.New()
-	case "SHA256":
-		return sha256.New()
-	}
-	return nil
 }

@@ -2,62 +2,16 @@ package s3api
 
 import (
 	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"hash"
-	"hash/crc32"
-	"hash/crc64"
 	"net/http"
 	"strings"
 
+	"nfyio.dev/storage/internal/checksum"
 	"nfyio.dev/storage/internal/s3err"
 )
 
-// checksumAlgorithms are S3's flexible checksum algorithms, in the order
-// S3 documents them.
-var checksumAlgorithms = []string{"CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"}
-
-var (
-	castagnoli = crc32.MakeTable(crc32.Castagnoli)
-	// CRC-64/NVME: reflected polynomial 0x9a6c9329ac4bc9b5, init and
-	// final xor all ones, which is what hash/crc64 does.
-	nvmeTable = crc64.MakeTable(0x9a6c9329ac4bc9b5)
-)
-
-func newChecksumHash(alg string) hash.Hash {
-	switch alg {
-	case "CRC32":
-		return crc32.NewIEEE()
-	case "CRC32C":
-		return crc32.New(castagnoli)
-	case "CRC64NVME":
-		return crc64.New(nvmeTable)
-	case "SHA1":
-		return sha1.New()
-	case "SHA256":
-		return sha256.New()
-	}
-	return nil
-}
-
 func checksumHeader(alg string) string { return "X-Amz-Checksum-" + alg }
-
-// digestLen is the decoded length of a checksum value of alg.
-func digestLen(alg string) int {
-	switch alg {
-	case "CRC32", "CRC32C":
-		return 4
-	case "CRC64NVME":
-		return 8
-	case "SHA1":
-		return 20
-	case "SHA256":
-		return 32
-	}
-	return 0
-}
 
 // checksumRequest is what a request says about its body's checksums.
 type checksumRequest struct {
@@ -79,7 +33,7 @@ func parseChecksumRequest(h http.Header) (checksumRequest, error) {
 		}
 		c.contentMD5 = b
 	}
-	for _, alg := range checksumAlgorithms {
+	for _, alg := range checksum.Algorithms {
 		v := h.Get(checksumHeader(alg))
 		if v == "" {
 			continue
@@ -88,7 +42,7 @@ func parseChecksumRequest(h http.Header) (checksumRequest, error) {
 			return c, s3err.InvalidRequest.WithMessage("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
 		}
 		b, err := base64.StdEncoding.DecodeString(v)
-		if err != nil || len(b) != digestLen(alg) {
+		if err != nil || len(b) != checksum.Size(alg) {
 			return c, s3err.InvalidRequest.WithMessage("Value for x-amz-checksum-" + strings.ToLower(alg) + " header is invalid.")
 		}
 		c.alg, c.value = alg, v
@@ -97,7 +51,7 @@ func parseChecksumRequest(h http.Header) (checksumRequest, error) {
 		name := strings.ToLower(strings.TrimSpace(t))
 		alg, ok := strings.CutPrefix(name, "x-amz-checksum-")
 		alg = strings.ToUpper(alg)
-		if !ok || newChecksumHash(alg) == nil {
+		if !ok || checksum.New(alg) == nil {
 			return c, s3err.InvalidRequest.WithMessage("The value specified in the x-amz-trailer header is not supported")
 		}
 		if c.alg != "" && c.alg != alg {
@@ -106,7 +60,7 @@ func parseChecksumRequest(h http.Header) (checksumRequest, error) {
 		c.alg, c.trailer = alg, true
 	}
 	if sdk := strings.ToUpper(h.Get("X-Amz-Sdk-Checksum-Algorithm")); sdk != "" && c.alg == "" {
-		if newChecksumHash(sdk) == nil {
+		if checksum.New(sdk) == nil {
 			return c, s3err.InvalidRequest.WithMessage("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
 		}
 		// The SDK named an algorithm without sending a value: compute and
@@ -128,7 +82,7 @@ type bodyHasher struct {
 func newBodyHasher(alg string) *bodyHasher {
 	h := &bodyHasher{md5: md5.New(), alg: alg}
 	if alg != "" {
-		h.sum = newChecksumHash(alg)
+		h.sum = checksum.New(alg)
 	}
 	return h
 }
@@ -173,49 +127,4 @@ func (c checksumRequest) verify(h *bodyHasher, trailer http.Header) (md5sum []by
 		return nil, "", s3err.BadDigest.WithMessage("The " + strings.ToLower(checksumHeader(c.alg)) + " you specified did not match the calculated checksum.")
 	}
 	return md5sum, checksum, nil
-}
-
-// compositeChecksum is the checksum of the concatenated part checksums,
-// suffixed with the part count, as S3 computes for multipart objects.
-func compositeChecksum(alg string, parts []string) (string, error) {
-	hsh := newChecksumHash(alg)
-	for _, p := range parts {
-		b, err := base64.StdEncoding.DecodeString(p)
-		if err != nil {
-			return "", err
-		}
-		hsh.Write(b)
-	}
-	return base64.StdEncoding.EncodeToString(hsh.Sum(nil)) + "-" + itoa(len(parts)), nil
-}
-
-// combineCRC joins the full-object CRCs of consecutive parts into the CRC of
-// their concatenation, for FULL_OBJECT multipart checksums.
-func combineCRC(alg string, parts []string, sizes []int64) (string, error) {
-	var total uint64
-	for i, p := range parts {
-		b, err := base64.StdEncoding.DecodeString(p)
-		if err != nil {
-			return "", err
-		}
-		var v uint64
-		switch len(b) {
-		case 4:
-			v = uint64(binary.BigEndian.Uint32(b))
-		case 8:
-			v = binary.BigEndian.Uint64(b)
-		}
-		if i == 0 {
-			total = v
-			continue
-		}
-		total = crcCombine(alg, total, v, sizes[i])
-	}
-	var out []byte
-	if alg == "CRC64NVME" {
-		out = binary.BigEndian.AppendUint64(nil, total)
-	} else {
-		out = binary.BigEndian.AppendUint32(nil, uint32(total))
-	}
-	return base64.StdEncoding.EncodeToString(out), nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"nfyio.dev/storage/internal/checksum"
 	"nfyio.dev/storage/internal/iam"
 	"nfyio.dev/storage/internal/s3err"
 	"nfyio.dev/storage/internal/storage"
@@ -106,7 +107,7 @@ func (s *Server) copyObject(req *request) error {
 	if alg == "" && src.Checksum != nil {
 		alg = src.Checksum.Algorithm
 	}
-	if alg != "" && newChecksumHash(alg) == nil {
+	if alg != "" && checksum.New(alg) == nil {
 		return s3err.InvalidRequest.WithMessage("Invalid checksum algorithm")
 	}
 	body := s.rangeReader(req.ctx, &src, 0, src.Size)

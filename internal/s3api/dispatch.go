@@ -83,7 +83,7 @@ func (s *Server) authorize(req *request) error {
 		req.info.AuthFailure = "policy"
 		return err
 	}
-	if token := req.r.URL.Query().Get(OnceParam); token != "" {
+	if token := req.query.Get(OnceParam); token != "" {
 		err := s.cfg.Meta.Redeem(req.ctx, req.auth.AccessKeyID+"/"+token, req.auth.Expires)
 		if errors.Is(err, storage.ErrAlreadyRedeemed) {
 			req.info.AuthFailure = "reuse"

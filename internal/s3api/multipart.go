@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"nfyio.dev/storage/internal/checksum"
 	"nfyio.dev/storage/internal/iam"
 	"nfyio.dev/storage/internal/s3err"
 	"nfyio.dev/storage/internal/storage"
@@ -69,7 +70,7 @@ func (s *Server) createUpload(req *request) error {
 		tmpl.ContentType = defaultType
 	}
 	if alg := strings.ToUpper(h.Get("X-Amz-Checksum-Algorithm")); alg != "" {
-		if newChecksumHash(alg) == nil {
+		if checksum.New(alg) == nil {
 			return s3err.InvalidRequest.WithMessage("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
 		}
 		typ := strings.ToUpper(h.Get("X-Amz-Checksum-Type"))
@@ -486,9 +487,9 @@ func (s *Server) completeUpload(req *request) error {
 	if obj.Checksum != nil {
 		ck := *obj.Checksum
 		if ck.Type == "FULL_OBJECT" {
-			ck.Value, err = combineCRC(ck.Algorithm, sums, sizes)
+			ck.Value, err = checksum.CombineCRC(ck.Algorithm, sums, sizes)
 		} else {
-			ck.Value, err = compositeChecksum(ck.Algorithm, sums)
+			ck.Value, err = checksum.Composite(ck.Algorithm, sums)
 		}
 		if err != nil {
 			return s3err.InvalidPart.Wrap(err)
@@ -539,7 +540,7 @@ type objectChecksum struct {
 // it without one.
 func objectChecksumHeaders(h http.Header) (objectChecksum, error) {
 	var c objectChecksum
-	for _, alg := range checksumAlgorithms {
+	for _, alg := range checksum.Algorithms {
 		v := h.Get(checksumHeader(alg))
 		if v == "" {
 			continue
@@ -557,7 +558,7 @@ func objectChecksumHeaders(h http.Header) (objectChecksum, error) {
 			}
 			val, n = v[:i], k
 		}
-		if b, err := base64.StdEncoding.DecodeString(val); err != nil || len(b) != digestLen(alg) {
+		if b, err := base64.StdEncoding.DecodeString(val); err != nil || len(b) != checksum.Size(alg) {
 			return c, invalid
 		}
 		c.alg, c.value, c.parts = alg, val, n

@@ -106,7 +106,7 @@ func metaError(err error) error {
 
 // getObject serves GET and HEAD.
 func (s *Server) getObject(req *request, head bool) error {
-	q := req.r.URL.Query()
+	q := req.query
 	if err := checkVersionID(q); err != nil {
 		return err
 	}

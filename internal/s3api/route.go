@@ -47,8 +47,7 @@ func subresources(q url.Values) int {
 }
 
 // operation maps method, query and addressing to the S3 action.
-func operation(r *http.Request, bucket, key string) string {
-	q := r.URL.Query()
+func operation(r *http.Request, q url.Values, bucket, key string) string {
 	has := func(name string) bool { _, ok := q[name]; return ok }
 	m := r.Method
 	if bucket == "" {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -144,6 +145,9 @@ type request struct {
 	auth   *sigv4.Auth
 	p      *iam.Principal
 	info   *Info
+	// query is the parsed query string, parsed once: the hot paths
+	// (operation, presign checks, GET) all read it.
+	query url.Values
 }
 
 func (s *Server) newRequestID() string {
@@ -178,7 +182,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	internal := bucket == "_nfyio" && s.cfg.Internal != nil && r.Host != "" && !s.isVirtualHost(r)
 	if !internal {
-		req.op = operation(r, bucket, key)
+		req.query = r.URL.Query()
+		req.op = operation(r, req.query, bucket, key)
 		info.Op = req.op
 	} else {
 		info.Op = "Internal"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"nfyio.dev/storage/internal/s3err"
 )
@@ -85,12 +86,24 @@ func decodeXML(doc []byte, v any) error {
 	return nil
 }
 
+// xmlBufs recycles response documents: a 1,000-key listing is some 250 KB,
+// which xml.Marshal would grow (and the GC collect) for every page.
+var xmlBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // writeXML sends v as an XML response.
 func writeXML(w http.ResponseWriter, status int, v any) error {
-	b, err := xml.Marshal(v)
-	if err != nil {
+	buf := xmlBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		// A rare huge document must not stay pinned in the pool.
+		if buf.Cap() <= 1<<20 {
+			xmlBufs.Put(buf)
+		}
+	}()
+	if err := xml.NewEncoder(buf).Encode(v); err != nil {
 		return s3err.InternalError.Wrap(err)
 	}
+	b := buf.Bytes()
 	h := w.Header()
 	h.Set("Content-Type", "application/xml")
 	h.Set("Content-Length", strconv.Itoa(len(b)+len(xml.Header)))
