@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -230,43 +229,8 @@ http {
     }
 }
 `, dir, addr, servers.String())
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	var out SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := clSpawn(cmd); err != nil {
-		t.Fatalf("start nginx: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	ng := &clNginx{addr: addr, dir: dir}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		select {
-		case err := <-exited:
-			t.Fatalf("nginx exited (%v):\n%s%s", err, out.String(), ng.errorLog())
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return ng
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s:\n%s", addr, ng.errorLog())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	runNginx(t, bin, dir, addr, conf)
+	return &clNginx{addr: addr, dir: dir}
 }
 
 func (ng *clNginx) errorLog() string {

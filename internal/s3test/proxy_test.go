@@ -145,14 +145,23 @@ http {
     }
 }
 `, dir, listen, proxyPublicHost, tlsConf, upstream, directives)
+	runNginx(t, bin, dir, addr, conf)
+	return addr
+}
+
+// runNginx writes conf into dir, runs nginx in the foreground on it (killed
+// if the test binary dies, stopped when the test ends) and waits until it
+// listens on addr.
+func runNginx(t *testing.T, bin, dir, addr, conf string) {
+	t.Helper()
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	var out bytes.Buffer
+	var out SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	if err := clSpawn(cmd); err != nil {
 		t.Fatalf("start nginx: %v", err)
 	}
 	exited := make(chan error, 1)
@@ -178,7 +187,7 @@ http {
 		}
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
-			return addr
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nginx did not listen on %s:\n%s", addr, errorLog())
