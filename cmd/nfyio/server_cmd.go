@@ -117,7 +117,9 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		logOut = f
 	}
-	cfg.Logger = slog.New(slog.NewJSONHandler(logOut, nil))
+	logBuf := newLogWriter(logOut, logFlushEvery)
+	defer logBuf.Close()
+	cfg.Logger = slog.New(slog.NewJSONHandler(logBuf, nil))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

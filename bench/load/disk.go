@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// diskReport is the raw disk under the benchmarks: what the store could do
+// at best with durable writes.
+type diskReport struct {
+	Dir string `json:"dir"`
+	// SeqWriteMiBps: 256 MiB written in 1 MiB writes, then fsync, over the
+	// whole time.
+	SeqWriteMiBps float64 `json:"seq_write_fsync_mib_per_sec"`
+	// AppendSyncOps: 4 KiB appended then fdatasync, in a loop (each sync
+	// also commits the file's new size).
+	AppendSyncOps float64 `json:"append_4k_fdatasync_ops_per_sec"`
+	// OverwriteSyncOps: 4 KiB written in place in a preallocated file then
+	// fdatasync (data only, no metadata to commit).
+	OverwriteSyncOps float64 `json:"overwrite_4k_fdatasync_ops_per_sec"`
+}
+
+func runDisk(args []string) error {
+	fs := flag.NewFlagSet("load disk", flag.ContinueOnError)
+	dir := fs.String("dir", os.TempDir(), "directory on the disk to measure")
+	out := fs.String("out", "disk.json", "JSON results file")
+	loop := fs.Duration("loop", 3*time.Second, "duration of each 4 KiB sync loop")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d, err := os.MkdirTemp(*dir, "nfyio-disk-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(d)
+	rep := diskReport{Dir: *dir}
+	if rep.SeqWriteMiBps, err = seqWrite(filepath.Join(d, "seq"), 256<<20); err != nil {
+		return err
+	}
+	if rep.AppendSyncOps, err = syncLoop(filepath.Join(d, "append"), false, *loop); err != nil {
+		return err
+	}
+	if rep.OverwriteSyncOps, err = syncLoop(filepath.Join(d, "overwrite"), true, *loop); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "disk: sequential write+fsync %.0f MiB/s; 4 KiB append+fdatasync %.0f ops/s; 4 KiB overwrite+fdatasync %.0f ops/s\n",
+		rep.SeqWriteMiBps, rep.AppendSyncOps, rep.OverwriteSyncOps)
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(*out, b, 0o644)
+}
+
+func seqWrite(path string, size int) (float64, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	chunk := payload[:1<<20]
+	t0 := time.Now()
+	for off := 0; off < size; off += len(chunk) {
+		if _, err := f.Write(chunk); err != nil {
+			return 0, fmt.Errorf("sequential write: %w", err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("sequential write fsync: %w", err)
+	}
+	return float64(size) / (1 << 20) / time.Since(t0).Seconds(), nil
+}
+
+func syncLoop(path string, inPlace bool, d time.Duration) (float64, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	const block = 4 << 10
+	const span = 64 << 20
+	if inPlace {
+		// Allocate and sync the whole span first, so the loop's syncs
+		// carry data only.
+		for off := 0; off < span; off += 1 << 20 {
+			if _, err := f.Write(payload[:1<<20]); err != nil {
+				return 0, err
+			}
+		}
+		if err := f.Sync(); err != nil {
+			return 0, err
+		}
+	}
+	fd := int(f.Fd())
+	n := 0
+	t0 := time.Now()
+	for time.Since(t0) < d {
+		off := int64(n * block)
+		if inPlace {
+			off %= span
+		}
+		if _, err := f.WriteAt(payload[:block], off); err != nil {
+			return 0, err
+		}
+		if err := syscall.Fdatasync(fd); err != nil {
+			return 0, fmt.Errorf("fdatasync: %w", err)
+		}
+		n++
+	}
+	return float64(n) / time.Since(t0).Seconds(), nil
+}
