@@ -16,35 +16,73 @@ import (
 
 // redactedParams are query parameters whose values are credentials or
 // signatures: a logged presigned URL must not be replayable.
-var redactedParams = map[string]bool{
-	"x-amz-signature":      true,
-	"x-amz-credential":     true,
-	"x-amz-security-token": true,
-	"signature":            true,
-	"awsaccesskeyid":       true,
-	"x-nfyio-once":         true,
-	"policy":               true,
+var redactedParams = []string{
+	"X-Amz-Signature",
+	"X-Amz-Credential",
+	"X-Amz-Security-Token",
+	"Signature",
+	"AWSAccessKeyId",
+	"X-Nfyio-Once",
+	"Policy",
 }
 
 // redactQuery returns the raw query with credential values replaced by
-// REDACTED. Unparseable pieces are dropped rather than logged.
+// REDACTED. A parameter name that does not decode is replaced whole rather
+// than logged. It runs for every logged request, so a query with nothing to
+// hide is returned as it is, without allocating.
 func redactQuery(raw string) string {
-	if raw == "" {
-		return ""
+	var b strings.Builder
+	redacted := false
+	copied := 0 // raw[:copied] is in b once something was redacted
+	for pos := 0; pos < len(raw); {
+		end := strings.IndexByte(raw[pos:], '&')
+		if end < 0 {
+			end = len(raw)
+		} else {
+			end += pos
+		}
+		name, _, _ := strings.Cut(raw[pos:end], "=")
+		hide, whole := sensitiveParam(name)
+		if hide {
+			if !redacted {
+				b.Grow(len(raw))
+				redacted = true
+			}
+			b.WriteString(raw[copied:pos])
+			if whole {
+				b.WriteString("REDACTED")
+			} else {
+				b.WriteString(name)
+				b.WriteString("=REDACTED")
+			}
+			copied = end
+		}
+		pos = end + 1
 	}
-	parts := strings.Split(raw, "&")
-	for i, p := range parts {
-		name, _, _ := strings.Cut(p, "=")
+	if !redacted {
+		return raw
+	}
+	b.WriteString(raw[copied:])
+	return b.String()
+}
+
+// sensitiveParam reports whether a (still escaped) query parameter name
+// carries a credential, and whether it must be hidden whole because it
+// does not decode.
+func sensitiveParam(name string) (hide, whole bool) {
+	if strings.IndexByte(name, '%') >= 0 || strings.IndexByte(name, '+') >= 0 {
 		dec, err := url.QueryUnescape(name)
 		if err != nil {
-			parts[i] = "REDACTED"
-			continue
+			return true, true
 		}
-		if redactedParams[strings.ToLower(dec)] {
-			parts[i] = name + "=REDACTED"
+		name = dec
+	}
+	for _, p := range redactedParams {
+		if strings.EqualFold(name, p) {
+			return true, false
 		}
 	}
-	return strings.Join(parts, "&")
+	return false, false
 }
 
 // countingWriter records status and bytes written for the access log.
