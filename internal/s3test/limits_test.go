@@ -131,6 +131,12 @@ func prWaitRefused(t *testing.T, addr string) {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if errors.Is(err, syscall.ECONNRESET) {
+			// A connection caught in the backlog while the listener
+			// closes is reset; look again for the closed port.
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		if err != nil {
 			if !errors.Is(err, syscall.ECONNREFUSED) {
 				t.Fatalf("dial after SIGTERM: %v, want connection refused", err)
