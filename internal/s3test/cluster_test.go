@@ -11,15 +11,14 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"nfyio.dev/storage/internal/childproc"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,39 +58,6 @@ type clNode struct {
 	done    chan struct{}
 }
 
-// clSpawn starts cmd with Pdeathsig set, from one goroutine locked to its
-// OS thread: the kernel sends the signal when the forking thread ends, so
-// the thread must outlive the children. A test binary that dies (panic,
-// timeout, SIGKILL) then takes its servers and nginx with it.
-var (
-	clSpawnOnce sync.Once
-	clSpawnReq  chan clSpawnCall
-)
-
-type clSpawnCall struct {
-	cmd *exec.Cmd
-	res chan error
-}
-
-func clSpawn(cmd *exec.Cmd) error {
-	clSpawnOnce.Do(func() {
-		clSpawnReq = make(chan clSpawnCall)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread must live on
-			for call := range clSpawnReq {
-				call.res <- call.cmd.Start()
-			}
-		}()
-	})
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	res := make(chan error, 1)
-	clSpawnReq <- clSpawnCall{cmd: cmd, res: res}
-	return <-res
-}
-
 // clStartNode runs `nfyio server` on a free loopback port with its own data
 // dir and the shared stores, and waits for its listening line.
 func clStartNode(t *testing.T, bin, name, dataDir string, env []string, args ...string) (*clNode, error) {
@@ -108,7 +74,7 @@ func clStartNode(t *testing.T, bin, name, dataDir string, env []string, args ...
 	if err != nil {
 		return nil, err
 	}
-	if err := clSpawn(n.cmd); err != nil {
+	if err := childproc.Start(n.cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	lines := make(chan string, 16)

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"nfyio.dev/storage/internal/childproc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,7 +162,7 @@ func runNginx(t *testing.T, bin, dir, addr, conf string) {
 	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
 	var out SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := clSpawn(cmd); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		t.Fatalf("start nginx: %v", err)
 	}
 	exited := make(chan error, 1)

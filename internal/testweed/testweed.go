@@ -16,10 +16,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"nfyio.dev/storage/internal/childproc"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -436,8 +436,7 @@ func startProc(bin, dir, logName string, args ...string) (*proc, error) {
 	cmd.Dir = dir // weed reads security.toml from ".": let it find none
 	cmd.Stdout = lf
 	cmd.Stderr = lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := spawn(cmd); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		return nil, fmt.Errorf("start weed %s: %w", args[0], err)
 	}
 	p := &proc{name: args[0], cmd: cmd, log: logPath, done: make(chan struct{})}
@@ -462,34 +461,6 @@ func (p *proc) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-}
-
-// The kernel sends Pdeathsig when the thread that forked the child ends,
-// not the process. Go may end idle threads, so every weed process is forked
-// from one goroutine locked to its thread for the life of the binary.
-var (
-	spawnOnce sync.Once
-	spawnReq  chan spawnCall
-)
-
-type spawnCall struct {
-	cmd *exec.Cmd
-	res chan error
-}
-
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawnReq = make(chan spawnCall)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread must live on
-			for call := range spawnReq {
-				call.res <- call.cmd.Start()
-			}
-		}()
-	})
-	res := make(chan error, 1)
-	spawnReq <- spawnCall{cmd: cmd, res: res}
-	return <-res
 }
 
 // freePorts returns n distinct ports free on 127.0.0.1 right now.
