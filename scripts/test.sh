@@ -54,7 +54,7 @@ if [ -x scripts/e2e.sh ]; then
 	stage e2e scripts/e2e.sh
 fi
 if [ -x scripts/fuzz.sh ]; then
-	stage fuzz env FUZZTIME="${FUZZTIME:-5s}" scripts/fuzz.sh
+	stage fuzz env FUZZTIME="${FUZZTIME:-50000x}" scripts/fuzz.sh
 fi
 
 echo

@@ -126,7 +126,9 @@ func FuzzChunkedRoundTrip(f *testing.F) {
 	f.Add([]byte("hello world"), uint16(3), true, "AAAAAA==")
 	f.Add(bytes.Repeat([]byte{0}, 20000), uint16(8192), false, "")
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint16, signed bool, crc string) {
-		if chunk == 0 || strings.ContainsAny(crc, "\r\n:") || strings.TrimSpace(crc) != crc {
+		// Trailers are bounded (maxTrailerBytes): a value near that size is
+		// rightly refused, so the round trip only covers plausible ones.
+		if chunk == 0 || strings.ContainsAny(crc, "\r\n:") || strings.TrimSpace(crc) != crc || len(crc) > 1024 {
 			return
 		}
 		size := int(chunk)
