@@ -36,7 +36,7 @@ func (s *Server) listBuckets(req *request) error {
 	if err != nil {
 		return storageError(err)
 	}
-	prefix := req.r.URL.Query().Get("prefix")
+	prefix := req.query.Get("prefix")
 	out := listBucketsResult{Owner: storeOwner, Prefix: prefix, Buckets: []bucketEntry{}}
 	for _, b := range all {
 		if req.p != nil && !req.p.CanSeeBucket(b.Name) {

@@ -116,19 +116,8 @@ func (s *Server) copyObject(req *request) error {
 	if err != nil {
 		return err
 	}
-	obj.Size, obj.ETag, obj.Segments, obj.Inline = st.size, st.etag(), st.segments, st.inline
-	obj.Checksum = nil
-	if st.checksum != "" {
-		obj.Checksum = &storage.Checksum{Algorithm: alg, Value: st.checksum, Type: "FULL_OBJECT"}
-	}
-	obj.LastModified = s.cfg.Now().UTC()
-	replaced, err := s.cfg.Meta.PutObject(req.ctx, obj, writeCheck(h))
-	if err != nil {
-		s.deleteBlobs(st.blobs())
-		return metaError(err)
-	}
-	if replaced != nil {
-		s.deleteBlobs(replaced.Blobs())
+	if err := s.commitObject(req, &obj, st, alg); err != nil {
+		return err
 	}
 	out := copyObjectResult{ETag: quoteETag(obj.ETag), LastModified: isoTime(obj.LastModified)}
 	out.set(obj.Checksum)

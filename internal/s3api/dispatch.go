@@ -23,7 +23,7 @@ const OnceParam = "X-Nfyio-Once"
 func authzKey(req *request) string {
 	switch req.op {
 	case "ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads":
-		return req.r.URL.Query().Get("prefix")
+		return req.query.Get("prefix")
 	case "DeleteObjects":
 		// The keys are in the body: the handler checks each one, so here
 		// only scope and bucket count, and the key's own prefix passes.

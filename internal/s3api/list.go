@@ -99,7 +99,7 @@ func (s *Server) listObjects(req *request, v2 bool) error {
 	if _, err := s.bucketMust(req); err != nil {
 		return err
 	}
-	q := req.r.URL.Query()
+	q := req.query
 	p, err := parseListParams(q, "max-keys")
 	if err != nil {
 		return err
@@ -181,7 +181,7 @@ func (s *Server) listObjectVersions(req *request) error {
 	if _, err := s.bucketMust(req); err != nil {
 		return err
 	}
-	q := req.r.URL.Query()
+	q := req.query
 	p, err := parseListParams(q, "max-keys")
 	if err != nil {
 		return err

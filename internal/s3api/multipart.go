@@ -101,7 +101,7 @@ func (s *Server) createUpload(req *request) error {
 
 // partTarget reads partNumber and uploadId and loads the upload.
 func (s *Server) partTarget(req *request) (storage.Upload, int, error) {
-	q := req.r.URL.Query()
+	q := req.query
 	n, err := strconv.Atoi(q.Get("partNumber"))
 	if err != nil || n < 1 || n > maxPartNumber {
 		return storage.Upload{}, 0, s3err.InvalidArgument.WithMessage("Part number must be an integer between 1 and 10000, inclusive").
@@ -112,7 +112,7 @@ func (s *Server) partTarget(req *request) (storage.Upload, int, error) {
 }
 
 func (s *Server) getUpload(req *request) (storage.Upload, error) {
-	id := req.r.URL.Query().Get("uploadId")
+	id := req.query.Get("uploadId")
 	u, err := s.cfg.Meta.GetUpload(req.ctx, req.bucket, req.key, id)
 	if errors.Is(err, storage.ErrUploadNotFound) || errors.Is(err, storage.ErrBucketNotFound) {
 		if _, berr := s.bucketMust(req); berr != nil {
@@ -651,7 +651,7 @@ func (s *Server) listParts(req *request) error {
 	if err != nil {
 		return err
 	}
-	q := req.r.URL.Query()
+	q := req.query
 	maxParts, err := intParam(q.Get("max-parts"), defaultMaxList, defaultMaxList, "max-parts")
 	if err != nil {
 		return err
@@ -711,7 +711,7 @@ func (s *Server) listUploads(req *request) error {
 	if _, err := s.bucketMust(req); err != nil {
 		return err
 	}
-	q := req.r.URL.Query()
+	q := req.query
 	p, err := parseListParams(q, "max-uploads")
 	if err != nil {
 		return err

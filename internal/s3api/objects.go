@@ -68,18 +68,8 @@ func (s *Server) putObject(req *request) error {
 	if err != nil {
 		return err
 	}
-	obj.Size, obj.ETag, obj.Segments, obj.Inline = st.size, st.etag(), st.segments, st.inline
-	obj.LastModified = s.cfg.Now().UTC()
-	if st.checksum != "" {
-		obj.Checksum = &storage.Checksum{Algorithm: cs.alg, Value: st.checksum, Type: "FULL_OBJECT"}
-	}
-	replaced, err := s.cfg.Meta.PutObject(req.ctx, obj, writeCheck(h))
-	if err != nil {
-		s.deleteBlobs(st.blobs())
-		return metaError(err)
-	}
-	if replaced != nil {
-		s.deleteBlobs(replaced.Blobs())
+	if err := s.commitObject(req, &obj, st, cs.alg); err != nil {
+		return err
 	}
 	wh := req.w.Header()
 	wh.Set("ETag", quoteETag(obj.ETag))
@@ -88,6 +78,27 @@ func (s *Server) putObject(req *request) error {
 		wh.Set("X-Amz-Checksum-Type", obj.Checksum.Type)
 	}
 	req.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// commitObject points obj at the stored body in one metadata transaction
+// (with the request's If-Match / If-None-Match), then deletes the blobs the
+// record replaced; if the commit fails, the new blobs are deleted instead.
+func (s *Server) commitObject(req *request, obj *storage.Object, st *stored, alg string) error {
+	obj.Size, obj.ETag, obj.Segments, obj.Inline = st.size, st.etag(), st.segments, st.inline
+	obj.Checksum = nil
+	if st.checksum != "" {
+		obj.Checksum = &storage.Checksum{Algorithm: alg, Value: st.checksum, Type: "FULL_OBJECT"}
+	}
+	obj.LastModified = s.cfg.Now().UTC()
+	replaced, err := s.cfg.Meta.PutObject(req.ctx, *obj, writeCheck(req.r.Header))
+	if err != nil {
+		s.deleteBlobs(st.blobs())
+		return metaError(err)
+	}
+	if replaced != nil {
+		s.deleteBlobs(replaced.Blobs())
+	}
 	return nil
 }
 
@@ -203,7 +214,7 @@ func partRange(o *storage.Object, n int) (start, length int64, err error) {
 }
 
 func (s *Server) deleteObject(req *request) error {
-	if err := checkVersionID(req.r.URL.Query()); err != nil {
+	if err := checkVersionID(req.query); err != nil {
 		return err
 	}
 	if _, err := s.bucketMust(req); err != nil {
