@@ -3,7 +3,10 @@
 //
 // The handler trusts its caller: the server's router must authenticate the
 // request (SigV4) and check that the principal holds scope admin before
-// handing it over.
+// handing it over, and must hand over a body that fails when read unless the
+// signature covers it (a signed x-amz-content-sha256 the body matches). The
+// handler reads every body to its end before acting, so such a failure
+// refuses the request and changes nothing.
 package admin
 
 import (
@@ -111,6 +114,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if parts[0] != "keys" || len(parts) > 3 || (len(parts) > 1 && parts[1] == "") {
 		h.fail(w, r, &apiError{http.StatusNotFound, "NotFound", "no admin endpoint at " + r.URL.Path})
 		return
+	}
+	if !(len(parts) == 1 && r.Method == http.MethodPost) {
+		// Only create reads its body; every other endpoint still reads
+		// whatever body came before acting, so that a body the caller's
+		// reader refuses (not covered by the signature, not matching its
+		// signed SHA-256) refuses the whole request, whatever it asks.
+		if err := drainBody(w, r); err != nil {
+			h.fail(w, r, err)
+			return
+		}
 	}
 	switch len(parts) {
 	case 1:
@@ -295,6 +308,26 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return badRequest("MalformedJSON", "request body holds more than one JSON value")
 	}
 	return nil
+}
+
+// drainBody reads the request body to its end, within maxBody, and returns
+// the admin API's error for a body the server's reader refused.
+func drainBody(w http.ResponseWriter, r *http.Request) error {
+	if r.Body == nil {
+		return nil
+	}
+	_, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil {
+		return nil
+	}
+	if e := bodyError(err); e != nil {
+		return e
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &apiError{http.StatusRequestEntityTooLarge, "RequestTooLarge", fmt.Sprintf("request body exceeds %d bytes", maxBody)}
+	}
+	return badRequest("IncompleteBody", "reading the request body: %v", err)
 }
 
 // bodyError passes on a failure of the verified body reader the server

@@ -289,3 +289,38 @@ func TestParseSizeAndDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminReadsBodyBeforeActing: endpoints that take no body still read
+// whatever body came, to its end, before they act, so a body the server's
+// reader refuses (here: one over the size bound) refuses the request and
+// leaves the key as it was.
+func TestAdminReadsBodyBeforeActing(t *testing.T) {
+	f := newFixture(t)
+	var k admin.Key
+	if status, raw := f.do("POST", keys, `{"scopes":["read:objects"]}`, &k); status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, raw)
+	}
+	big := `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`
+	for _, c := range []struct{ method, path string }{
+		{"DELETE", keys + "/" + k.AccessKeyID},
+		{"POST", keys + "/" + k.AccessKeyID + "/disable"},
+		{"POST", keys + "/" + k.AccessKeyID + "/rotate"},
+	} {
+		f.wantError(c.method, c.path, big, http.StatusRequestEntityTooLarge, "RequestTooLarge")
+	}
+	got, err := f.svc.Get(t.Context(), k.AccessKeyID)
+	if err != nil {
+		t.Fatalf("key after refused requests: %v", err)
+	}
+	if got.Disabled {
+		t.Fatal("a refused disable disabled the key")
+	}
+	if s, _, err := f.svc.Secret(t.Context(), k.AccessKeyID); err != nil || s != k.SecretAccessKey {
+		t.Fatalf("a refused rotate changed the secret (%v)", err)
+	}
+	// A small body on a bodyless endpoint is read and ignored.
+	var disabled admin.Key
+	if status, raw := f.do("POST", keys+"/"+k.AccessKeyID+"/disable", `{}`, &disabled); status != http.StatusOK || disabled.Status != "disabled" {
+		t.Fatalf("disable with a small body: %d %s", status, raw)
+	}
+}

@@ -40,7 +40,8 @@ func typeLimitedOp(op string) bool {
 // With a size limit, uploads must sign their size so the URL cannot carry
 // more; with a content-type list, new objects must sign their type. A
 // multipart upload's parts are checked one by one; call CheckObjectSize with
-// the total at completion.
+// the total at completion. A copy carries no body: call CheckObjectSize and
+// CheckContentType with what it would write.
 func CheckPresignPolicy(k storage.AccessKey, expiresIn time.Duration, op string, signedContentLength int64, signedContentType string) error {
 	if k.MaxURLTTL > 0 && expiresIn > k.MaxURLTTL {
 		return denied(fmt.Sprintf("URL lifetime %s exceeds the key's limit of %s", expiresIn, k.MaxURLTTL))
@@ -57,15 +58,28 @@ func CheckPresignPolicy(k storage.AccessKey, expiresIn time.Duration, op string,
 		if signedContentType == "" {
 			return denied("content type must be signed, the key allows only " + strings.Join(k.ContentTypes, ", "))
 		}
-		if !ContentTypeAllowed(k.ContentTypes, signedContentType) {
-			return denied("content type " + signedContentType + " is not allowed for this key")
+		if err := CheckContentType(k, signedContentType); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// CheckContentType returns AccessDenied when the key limits content types
+// and contentType is not among them. A presigned copy (CopyObject) fixes no
+// type by its signature: the server checks the type the new object would
+// get, its source's or the one the request gives with REPLACE.
+func CheckContentType(k storage.AccessKey, contentType string) error {
+	if len(k.ContentTypes) > 0 && !ContentTypeAllowed(k.ContentTypes, contentType) {
+		return denied("content type " + contentType + " is not allowed for this key")
+	}
+	return nil
+}
+
 // CheckObjectSize returns AccessDenied when size exceeds the key's
-// MaxObjectSize (for example the total of a multipart upload at completion).
+// MaxObjectSize: the total of a multipart upload at completion, or what a
+// presigned copy (CopyObject, UploadPartCopy) would write, which no signed
+// Content-Length bounds.
 func CheckObjectSize(k storage.AccessKey, size int64) error {
 	if k.MaxObjectSize > 0 && size > k.MaxObjectSize {
 		return denied(fmt.Sprintf("upload size %d exceeds the key's limit of %d bytes", size, k.MaxObjectSize))

@@ -63,6 +63,17 @@ func TestCheckPresignPolicy(t *testing.T) {
 	if err := iam.CheckObjectSize(free, 1<<40); err != nil {
 		t.Errorf("CheckObjectSize unlimited: %v", err)
 	}
+	// Copies: the type the new object gets, whatever the signature says.
+	accessDenied(t, iam.CheckContentType(k, "text/html"), "Access Denied: content type text/html is not allowed for this key", "copy type")
+	accessDenied(t, iam.CheckContentType(k, ""), "Access Denied: content type  is not allowed", "copy without type")
+	for _, ct := range []string{"image/png", "application/pdf; charset=binary"} {
+		if err := iam.CheckContentType(k, ct); err != nil {
+			t.Errorf("CheckContentType(%q): %v", ct, err)
+		}
+	}
+	if err := iam.CheckContentType(free, "text/html"); err != nil {
+		t.Errorf("CheckContentType unlimited: %v", err)
+	}
 }
 
 func TestContentTypeAllowed(t *testing.T) {

@@ -64,6 +64,27 @@ func (s *Server) loadCopySource(req *request) (storage.Object, error) {
 	return src, nil
 }
 
+// checkCopyPolicy holds a presigned copy to the signing key's presign
+// policy, as a presigned PUT of the object it writes would be: a copy
+// carries no body, so no signed Content-Length or Content-Type bounds what
+// it creates, and the check is on size bytes of contentType (the source's
+// type, or the request's with REPLACE). contentType "" skips the type: an
+// UploadPartCopy writes a part, whose type the upload fixed when created.
+// The errors are the PUT path's: AccessDenied naming the rule.
+func checkCopyPolicy(req *request, size int64, contentType string) error {
+	if !presigned(req) {
+		return nil
+	}
+	err := iam.CheckObjectSize(req.p.Key, size)
+	if err == nil && contentType != "" {
+		err = iam.CheckContentType(req.p.Key, contentType)
+	}
+	if err != nil {
+		req.info.AuthFailure = "policy"
+	}
+	return err
+}
+
 type copyObjectResult struct {
 	XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CopyObjectResult"`
 	ETag         string   `xml:"ETag"`
@@ -101,6 +122,13 @@ func (s *Server) copyObject(req *request) error {
 		if obj.ContentType == "" {
 			obj.ContentType = defaultType
 		}
+	}
+	contentType := obj.ContentType
+	if contentType == "" {
+		contentType = defaultType // what GET would serve
+	}
+	if err := checkCopyPolicy(req, src.Size, contentType); err != nil {
+		return err
 	}
 	obj.Bucket, obj.Key, obj.Parts = req.bucket, req.key, nil
 	alg := strings.ToUpper(h.Get("X-Amz-Checksum-Algorithm"))

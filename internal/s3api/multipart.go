@@ -257,6 +257,10 @@ func (s *Server) uploadPartCopy(req *request) error {
 	if length > maxPartSize {
 		return s3err.InvalidRequest.WithMessage("The specified copy source is larger than the maximum allowable size for a copy source: 5368709120")
 	}
+	// As a presigned UploadPart's signed length is, before anything is stored.
+	if err := checkCopyPolicy(req, length, ""); err != nil {
+		return err
+	}
 	var cs checksumRequest
 	if u.Template.Checksum != nil {
 		cs.alg = u.Template.Checksum.Algorithm

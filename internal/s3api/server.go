@@ -212,21 +212,50 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.p = p
 	}
 	if internal {
-		if auth.Kind != sigv4.Anonymous && r.Body != nil && r.Body != http.NoBody {
+		if auth.Kind != sigv4.Anonymous && internalBody(r) {
 			// The admin API reads the body itself: hand it the verified
-			// payload so a signed body hash is enforced there too.
-			payload, err := auth.Body(r)
-			if err != nil {
-				s.fail(req, err)
-				return
+			// payload so a signed body hash is enforced there too. A body
+			// the signature does not cover by its SHA-256 fails when read:
+			// the admin API grants keys and must not act on bytes anyone
+			// holding the URL or on the way could have chosen.
+			if auth.Payload != sigv4.PayloadSHA256 {
+				r.Body = io.NopCloser(failingReader{errUnsignedInternalBody})
+			} else {
+				payload, err := auth.Body(r)
+				if err != nil {
+					s.fail(req, err)
+					return
+				}
+				r.Body = io.NopCloser(payload)
 			}
-			r.Body = io.NopCloser(payload)
 		}
 		s.cfg.Internal(w, r, req.p)
 		return
 	}
 	s.dispatch(req)
 }
+
+// errUnsignedInternalBody is what reading the body of an internal (admin)
+// request gives when its signature does not cover the body's SHA-256.
+var errUnsignedInternalBody = s3err.InvalidRequest.WithMessage("The admin API needs a signed payload hash: " +
+	"sign x-amz-content-sha256 with the hex SHA-256 of the body (UNSIGNED-PAYLOAD, streaming payloads " +
+	"and Signature Version 2 are not accepted for admin requests that carry a body).")
+
+// internalBody reports whether an internal request carries a body whose
+// integrity must be proven: any POST, PUT or PATCH, and any request with a
+// body (a Content-Length other than 0, or chunked).
+func internalBody(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return true
+	}
+	return r.ContentLength != 0
+}
+
+// failingReader fails every Read with err.
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
 
 func (s *Server) isVirtualHost(r *http.Request) bool {
 	if s.cfg.Domain == "" {

@@ -329,3 +329,116 @@ func TestAdminRefusesAlteredBody(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminRequiresSignedPayload: an admin request with a body must sign
+// the body's SHA-256. UNSIGNED-PAYLOAD, a streaming payload or Signature
+// Version 2 (which signs no body) is refused with 400 InvalidRequest in the
+// admin API's JSON, and nothing changes; bodyless GET and DELETE still work
+// unsigned.
+func TestAdminRequiresSignedPayload(t *testing.T) {
+	NoEnv(t)
+	srv := Start(t, scNoSync)
+	ctx := context.Background()
+	creds := aws.Credentials{AccessKeyID: RootAccessKey, SecretAccessKey: RootSecretKey}
+	const keysURL = "/_nfyio/admin/keys"
+	spec := []byte(`{"accessKeyId":"AKUNSIGNEDBODY000001","name":"smuggled","scopes":["admin"]}`)
+
+	// headerSigned signs with payloadHash as x-amz-content-sha256.
+	headerSigned := func(method, path string, body []byte, payloadHash string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body == nil {
+			req.Body, req.ContentLength = http.NoBody, 0
+		}
+		req.Header.Set("X-Amz-Content-Sha256", payloadHash)
+		if err := v4.NewSigner().SignHTTP(ctx, creds, req, payloadHash, "s3", Region, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	wantRefused := func(what string, resp *http.Response) {
+		t.Helper()
+		var e struct{ Error, Message string }
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+			t.Fatalf("%s: %d, answer is not the admin API's JSON: %v", what, resp.StatusCode, err)
+		}
+		if resp.StatusCode != http.StatusBadRequest || e.Error != "InvalidRequest" || !strings.Contains(e.Message, "signed payload hash") {
+			t.Fatalf("%s: want 400 InvalidRequest naming the signed payload hash, got %d %+v", what, resp.StatusCode, e)
+		}
+	}
+	keyCount := func() int {
+		t.Helper()
+		ks, err := srv.Srv.Keys().List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ks)
+	}
+	before := keyCount()
+
+	wantRefused("header-signed UNSIGNED-PAYLOAD create", headerSigned("POST", keysURL, spec, "UNSIGNED-PAYLOAD"))
+	wantRefused("header-signed streaming create", headerSigned("POST", keysURL, spec, "STREAMING-UNSIGNED-PAYLOAD-TRAILER"))
+
+	// A presigned URL that names no payload hash is UNSIGNED-PAYLOAD.
+	pre, err := http.NewRequest("POST", srv.URL+keysURL+"?X-Amz-Expires=60", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	presignedURL, _, err := v4.NewSigner().PresignHTTP(ctx, creds, pre, "UNSIGNED-PAYLOAD", "s3", Region, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := scSend(t, presign.URL{URL: presignedURL, Method: "POST"}, bytes.NewReader(spec), int64(len(spec)), nil)
+	wantRefused("presigned create without a payload hash", resp)
+
+	// Signature Version 2 signs no body at all.
+	v2 := psPresignV2(srv.URL, "POST", "_nfyio", "admin/keys", "application/json", time.Now().Add(time.Minute), nil)
+	resp = scSend(t, presign.URL{URL: v2, Method: "POST"}, bytes.NewReader(spec), int64(len(spec)), http.Header{"Content-Type": {"application/json"}})
+	wantRefused("Signature Version 2 create", resp)
+
+	if n := keyCount(); n != before {
+		t.Fatalf("refused requests created a key: %d keys before, %d after", before, n)
+	}
+	if _, err := srv.Srv.Keys().Get(ctx, "AKUNSIGNEDBODY000001"); err == nil {
+		t.Fatal("the smuggled key exists")
+	}
+
+	// Actions are POSTs: even without a body they must sign the (empty)
+	// payload's hash.
+	victim, _ := scNewKey(t, srv, iam.KeySpec{Scopes: []string{"read:objects"}})
+	wantRefused("UNSIGNED-PAYLOAD disable", headerSigned("POST", keysURL+"/"+victim+"/disable", nil, "UNSIGNED-PAYLOAD"))
+	// A body on DELETE must be signed too, even though DELETE ignores it.
+	wantRefused("UNSIGNED-PAYLOAD delete with a body", headerSigned("DELETE", keysURL+"/"+victim, []byte("{}"), "UNSIGNED-PAYLOAD"))
+	if k, err := srv.Srv.Keys().Get(ctx, victim); err != nil || k.Disabled {
+		t.Fatalf("refused requests changed the key: %+v %v", k, err)
+	}
+	empty := sha256.Sum256(nil)
+	if resp := headerSigned("POST", keysURL+"/"+victim+"/disable", nil, hex.EncodeToString(empty[:])); resp.StatusCode != http.StatusOK {
+		t.Fatalf("disable signing the empty payload's hash: %d", resp.StatusCode)
+	}
+
+	// Bodyless GET and DELETE keep working unsigned.
+	if resp := headerSigned("GET", keysURL, nil, "UNSIGNED-PAYLOAD"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("unsigned GET: %d", resp.StatusCode)
+	}
+	if resp := headerSigned("DELETE", keysURL+"/"+victim, nil, "UNSIGNED-PAYLOAD"); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("unsigned DELETE: %d", resp.StatusCode)
+	}
+	if _, err := srv.Srv.Keys().Get(ctx, victim); err == nil {
+		t.Fatal("the key survived its DELETE")
+	}
+
+	// The same create, signing its body's SHA-256, goes through.
+	sum := sha256.Sum256(spec)
+	if resp := headerSigned("POST", keysURL, spec, hex.EncodeToString(sum[:])); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("signed create: %d", resp.StatusCode)
+	}
+}

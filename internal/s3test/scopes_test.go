@@ -1065,4 +1065,87 @@ func TestPresignPolicy(t *testing.T) {
 			t.Fatalf("header-signed put of text/html: %v", err)
 		}
 	})
+
+	// A copy carries no body, so no signed length or type bounds it: the
+	// object it would write is held to the policy instead, with the errors
+	// a presigned PUT of that object gets.
+	t.Run("copy", func(t *testing.T) {
+		const limit = 1 << 20
+		id, secret := scNewKey(t, srv, iam.KeySpec{Scopes: rw, MaxObjectSize: limit, ContentTypes: []string{"image/*"}})
+		s := signer(id, secret)
+		for key, src := range map[string]struct {
+			size  int64
+			ctype string
+		}{"copy/big.png": {limit + 1, "image/png"}, "copy/small.png": {1024, "image/png"}, "copy/small.html": {1024, "text/html"}} {
+			if _, err := root.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("policy"), Key: aws.String(key),
+				Body: io.NewSectionReader(scZeros{}, 0, src.size), ContentType: aws.String(src.ctype)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// copyURL presigns a CopyObject; replaceType "-" keeps the COPY
+		// directive, anything else is REPLACE with that Content-Type ("" for none).
+		copyURL := func(dst, src, replaceType string) presign.URL {
+			o := presign.Options{Method: http.MethodPut, Headers: http.Header{"X-Amz-Copy-Source": {"policy/" + src}}}
+			if replaceType != "-" {
+				o.Headers.Set("X-Amz-Metadata-Directive", "REPLACE")
+				o.ContentType = replaceType
+			}
+			return mustPresign(s.Presign("policy", dst, o))
+		}
+		scWantRefused(t, scSend(t, copyURL("copy/out-big", "copy/big.png", "-"), nil, 0, nil), "upload size 1048577 exceeds the key's limit of 1048576 bytes")
+		scWantRefused(t, scSend(t, copyURL("copy/out-html", "copy/small.html", "-"), nil, 0, nil), "content type text/html is not allowed for this key")
+		scWantRefused(t, scSend(t, copyURL("copy/out-replace-html", "copy/small.png", "text/html"), nil, 0, nil), "content type text/html is not allowed for this key")
+		scWantRefused(t, scSend(t, copyURL("copy/out-replace-none", "copy/small.png", ""), nil, 0, nil), "content type binary/octet-stream is not allowed for this key")
+		for _, key := range []string{"copy/out-big", "copy/out-html", "copy/out-replace-html", "copy/out-replace-none"} {
+			if f.exists("policy", key) {
+				t.Fatalf("refused copy wrote %s", key)
+			}
+		}
+		scWantStatus(t, scSend(t, copyURL("copy/out-png", "copy/small.png", "-"), nil, 0, nil), http.StatusOK)
+		scWantStatus(t, scSend(t, copyURL("copy/out-retyped", "copy/small.html", "image/gif"), nil, 0, nil), http.StatusOK)
+		for key, want := range map[string]string{"copy/out-png": "image/png", "copy/out-retyped": "image/gif"} {
+			head, err := root.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("policy"), Key: aws.String(key)})
+			if err != nil || aws.ToString(head.ContentType) != want || aws.ToInt64(head.ContentLength) != 1024 {
+				t.Fatalf("allowed copy %s: %v %+v", key, err, head)
+			}
+		}
+		// Header-signed copies of the same key are not bound by the policy.
+		c := srv.SDKWith(t, id, secret)
+		if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("policy"), Key: aws.String("copy/header-big"),
+			CopySource: aws.String("policy/copy/big.png")}); err != nil {
+			t.Fatalf("header-signed copy over the presign limit: %v", err)
+		}
+
+		// UploadPartCopy: a presigned part copy is bounded like a presigned
+		// part; parts copied otherwise are caught at presigned completion.
+		create := mustPresign(s.Presign("policy", "copy/mpu", presign.Options{Method: http.MethodPost, ContentType: "image/png", Query: url.Values{"uploads": {""}}}))
+		resp := scSend(t, create, nil, 0, nil)
+		scWantStatus(t, resp, http.StatusOK)
+		var init struct{ UploadId string }
+		if err := xml.NewDecoder(resp.Body).Decode(&init); err != nil {
+			t.Fatal(err)
+		}
+		partCopy := func(src string) presign.URL {
+			return mustPresign(s.PresignUploadPart("policy", "copy/mpu", init.UploadId, 1, presign.Options{Headers: http.Header{"X-Amz-Copy-Source": {"policy/" + src}}}))
+		}
+		scWantRefused(t, scSend(t, partCopy("copy/big.png"), nil, 0, nil), "upload size 1048577 exceeds the key's limit of 1048576 bytes")
+		parts, err := root.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("policy"), Key: aws.String("copy/mpu"), UploadId: aws.String(init.UploadId)})
+		if err != nil || len(parts.Parts) != 0 {
+			t.Fatalf("a refused part copy stored a part: %v %+v", err, parts)
+		}
+		scWantStatus(t, scSend(t, partCopy("copy/small.png"), nil, 0, nil), http.StatusOK)
+		// The key's header-signed part copy may exceed the limit; the
+		// presigned completion then refuses the object.
+		pc, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String("policy"), Key: aws.String("copy/mpu"), UploadId: aws.String(init.UploadId),
+			PartNumber: aws.Int32(1), CopySource: aws.String("policy/copy/big.png")})
+		if err != nil {
+			t.Fatalf("header-signed part copy: %v", err)
+		}
+		done := fmt.Sprintf("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>", aws.ToString(pc.CopyPartResult.ETag))
+		complete := mustPresign(s.Presign("policy", "copy/mpu", presign.Options{Method: http.MethodPost, Query: url.Values{"uploadId": {init.UploadId}}}))
+		scWantRefused(t, scSend(t, complete, strings.NewReader(done), int64(len(done)), nil), "upload size 1048577 exceeds the key's limit of 1048576 bytes")
+		if f.exists("policy", "copy/mpu") {
+			t.Fatal("a refused completion made the object")
+		}
+	})
 }
