@@ -231,6 +231,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		},
 	})
 	s.handler = observe(limitConcurrency(api, cfg.MaxConcurrent), cfg.Logger, s.metrics)
+	s.startIdleTrimmer(bg)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
