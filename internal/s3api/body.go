@@ -27,6 +27,57 @@ func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
 	return io.CopyBuffer(dst, src, *bp)
 }
 
+// copyHashed copies src to dst and through h, the way every upload body is
+// stored. It reads into two halves of the pooled buffer in turn: while one
+// half's MD5 is computed in the background (multimd5 shares that work
+// between concurrent uploads), the next half is read from the network and
+// written to storage. Each half is filled before it is written, so storage
+// and the hashes get few large writes rather than one per network read.
+// When it returns, h holds the hashes of everything copied.
+func copyHashed(dst io.Writer, src io.Reader, h *bodyHasher) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	// Wait before the buffer goes back to the pool, whatever happened.
+	defer h.md5.Wait()
+	halves := [2][]byte{(*bp)[:copyBufSize/2], (*bp)[copyBufSize/2:]}
+	var total int64
+	for i := 0; ; i ^= 1 {
+		buf := halves[i]
+		// halves[i]'s previous hash was waited for by the start of the
+		// other half, so it is free to refill.
+		n, err := fill(src, buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return total, werr
+			}
+			h.start(buf[:n])
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// fill reads into buf until it is full or src fails. Unlike io.ReadFull it
+// keeps src's own errors apart from a short read: a multipart form that
+// ends without its closing boundary fails with io.ErrUnexpectedEOF, and
+// that must not pass for the end of the body.
+func fill(src io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := src.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // stored is a body written to storage but not yet referenced by metadata.
 type stored struct {
 	size     int64
@@ -60,7 +111,7 @@ func (s *Server) storeBody(ctx context.Context, body io.Reader, size int64, cs c
 		}
 		dst = bw
 	}
-	st, err := readVerified(io.MultiWriter(dst, h), body, size, h, cs, trailer)
+	st, err := readVerified(dst, body, size, h, cs, trailer)
 	if err != nil {
 		if bw != nil {
 			_ = bw.Abort()
@@ -79,11 +130,11 @@ func (s *Server) storeBody(ctx context.Context, body io.Reader, size int64, cs c
 	return st, nil
 }
 
-// readVerified copies exactly size bytes of body to dst, reads on to EOF so
-// that a verifying reader (signed payload, aws-chunked trailers) gives its
-// verdict, then checks the digests the client declared.
+// readVerified copies exactly size bytes of body to dst and through h, reads
+// on to EOF so that a verifying reader (signed payload, aws-chunked
+// trailers) gives its verdict, then checks the digests the client declared.
 func readVerified(dst io.Writer, body io.Reader, size int64, h *bodyHasher, cs checksumRequest, trailer func() http.Header) (*stored, error) {
-	if _, err := copyBuffered(dst, &io.LimitedReader{R: body, N: size + 1}); err != nil {
+	if _, err := copyHashed(dst, &io.LimitedReader{R: body, N: size + 1}, h); err != nil {
 		return nil, bodyError(err)
 	}
 	if err := checkBodyLength(h.n, size); err != nil {

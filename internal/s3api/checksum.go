@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"nfyio.dev/storage/internal/checksum"
+	"nfyio.dev/storage/internal/multimd5"
 	"nfyio.dev/storage/internal/s3err"
 )
 
@@ -72,7 +73,7 @@ func parseChecksumRequest(h http.Header) (checksumRequest, error) {
 
 // bodyHasher computes MD5 and at most one flexible checksum in one pass.
 type bodyHasher struct {
-	md5 hash.Hash
+	md5 multimd5.Hash
 	sum hash.Hash
 	n   int64
 	alg string
@@ -80,7 +81,7 @@ type bodyHasher struct {
 }
 
 func newBodyHasher(alg string) *bodyHasher {
-	h := &bodyHasher{md5: md5.New(), alg: alg}
+	h := &bodyHasher{md5: multimd5.New(), alg: alg}
 	if alg != "" {
 		h.sum = checksum.New(alg)
 	}
@@ -94,6 +95,16 @@ func (h *bodyHasher) Write(p []byte) (int, error) {
 	}
 	h.n += int64(len(p))
 	return len(p), nil
+}
+
+// start is Write with the MD5 left to finish in the background: p must stay
+// unchanged until the next start, Write or md5Sum.
+func (h *bodyHasher) start(p []byte) {
+	h.md5.Start(p)
+	if h.sum != nil {
+		h.sum.Write(p)
+	}
+	h.n += int64(len(p))
 }
 
 func (h *bodyHasher) md5Sum() []byte { return h.md5.Sum(h.buf[:0]) }

@@ -655,10 +655,10 @@ func (s *Server) storeStream(ctx context.Context, body io.Reader, maxSize int64,
 	if err != nil {
 		return nil, storageError(err)
 	}
-	dst := io.MultiWriter(bw, h)
-	_, err = dst.Write(head.Bytes())
+	_, err = bw.Write(head.Bytes())
 	if err == nil {
-		_, err = copyBuffered(dst, lr)
+		_, _ = h.Write(head.Bytes())
+		_, err = copyHashed(bw, lr, h)
 	}
 	if err != nil {
 		_ = bw.Abort()
