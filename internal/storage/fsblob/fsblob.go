@@ -158,7 +158,16 @@ type writer struct {
 	bw   *bufio.Writer
 	err  error // first write error; later writes return it
 	done bool
+
+	written   int64 // bytes given to Write
+	writeback int64 // bytes whose write-back to disk has been started
 }
+
+// writebackStep is how much a blob grows between requests to the kernel
+// to start writing its new pages to disk. Without them the disk idles
+// while a large body arrives and the whole body waits for the fsync at
+// commit; with them the fsync finds most pages already written.
+const writebackStep = 1 << 20
 
 var errFinished = errors.New("fsblob: blob writer already committed or aborted")
 
@@ -172,6 +181,11 @@ func (w *writer) Write(p []byte) (int, error) {
 	n, err := w.bw.Write(p)
 	if err != nil {
 		w.err = fmt.Errorf("fsblob: write: %w", mapErr(err))
+	}
+	w.written += int64(n)
+	if inFile := w.written - int64(w.bw.Buffered()); !w.s.noSync && inFile-w.writeback >= writebackStep {
+		startWriteback(w.f, w.writeback, inFile-w.writeback)
+		w.writeback = inFile
 	}
 	return n, w.err
 }
