@@ -40,8 +40,8 @@ fi
 echo "=== bench: Go benchmarks"
 # -p 1: one package at a time, so benchmarks do not compete for the cores.
 go test -p 1 -run '^$' -benchtime "${BENCH_BENCHTIME:-0.5s}" \
-	-bench '^Benchmark(VerifyHeaderV4|VerifyPresignedV4|ChunkedDecodeSigned|ChunkedDecodeUnsignedTrailer|SigningKeyDerivation|PostPolicy|BodyHasher|PutObject|GetObject|List|Write|Read|PresignGet|SecretCached)$' \
-	./internal/sigv4/ ./internal/s3api/ ./internal/iam/ ./internal/storage/boltmeta/ ./internal/storage/fsblob/ ./presign/ \
+	-bench '^Benchmark(VerifyHeaderV4|VerifyPresignedV4|ChunkedDecodeSigned|ChunkedDecodeUnsignedTrailer|SigningKeyDerivation|PostPolicy|BodyHasher|Streams|PutObject|GetObject|List|Write|Read|PresignGet|SecretCached)$' \
+	./internal/sigv4/ ./internal/s3api/ ./internal/multimd5/ ./internal/iam/ ./internal/storage/boltmeta/ ./internal/storage/fsblob/ ./presign/ \
 	| tee "$work/gobench.txt"
 
 echo "=== bench: raw disk"
@@ -52,6 +52,9 @@ echo "=== bench: end to end"
 	-work "$work/e2e" -out "$work/e2e.json" \
 	-duration "${BENCH_DURATION:-5s}" -warmup "${BENCH_WARMUP:-1s}" -loads "${BENCH_LOADS:-}"
 
+echo "=== bench: raw disk again (sequential write only)"
+"$bin/load" disk -dir "${TMPDIR:-/tmp}" -out "$work/disk2.json" -loop 0
+
 echo "=== bench: report ($out)"
-"$bin/load" report -gobench "$work/gobench.txt" -e2e "$work/e2e.json" -disk "$work/disk.json" \
+"$bin/load" report -gobench "$work/gobench.txt" -e2e "$work/e2e.json" -disk "$work/disk.json,$work/disk2.json" \
 	-wall "$((SECONDS - start))s" -out "$out"

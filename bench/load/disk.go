@@ -15,8 +15,11 @@ import (
 type diskReport struct {
 	Dir string `json:"dir"`
 	// SeqWriteMiBps: 256 MiB written in 1 MiB writes, then fsync, over the
-	// whole time.
-	SeqWriteMiBps float64 `json:"seq_write_fsync_mib_per_sec"`
+	// whole time; the best of SeqWriteRuns. The disk of a shared machine
+	// varies by a factor of three from minute to minute, and the best run
+	// is the strictest limit to hold the store to.
+	SeqWriteMiBps float64   `json:"seq_write_fsync_mib_per_sec"`
+	SeqWriteRuns  []float64 `json:"seq_write_fsync_runs"`
 	// AppendSyncOps: 4 KiB appended then fdatasync, in a loop (each sync
 	// also commits the file's new size).
 	AppendSyncOps float64 `json:"append_4k_fdatasync_ops_per_sec"`
@@ -29,7 +32,8 @@ func runDisk(args []string) error {
 	fs := flag.NewFlagSet("load disk", flag.ContinueOnError)
 	dir := fs.String("dir", os.TempDir(), "directory on the disk to measure")
 	out := fs.String("out", "disk.json", "JSON results file")
-	loop := fs.Duration("loop", 3*time.Second, "duration of each 4 KiB sync loop")
+	loop := fs.Duration("loop", 3*time.Second, "duration of each 4 KiB sync loop (0: skip them)")
+	seqRuns := fs.Int("seq-runs", 3, "sequential write runs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,14 +43,21 @@ func runDisk(args []string) error {
 	}
 	defer os.RemoveAll(d)
 	rep := diskReport{Dir: *dir}
-	if rep.SeqWriteMiBps, err = seqWrite(filepath.Join(d, "seq"), 256<<20); err != nil {
-		return err
+	for range *seqRuns {
+		v, err := seqWrite(filepath.Join(d, "seq"), 256<<20)
+		if err != nil {
+			return err
+		}
+		rep.SeqWriteRuns = append(rep.SeqWriteRuns, v)
+		rep.SeqWriteMiBps = max(rep.SeqWriteMiBps, v)
 	}
-	if rep.AppendSyncOps, err = syncLoop(filepath.Join(d, "append"), false, *loop); err != nil {
-		return err
-	}
-	if rep.OverwriteSyncOps, err = syncLoop(filepath.Join(d, "overwrite"), true, *loop); err != nil {
-		return err
+	if *loop > 0 {
+		if rep.AppendSyncOps, err = syncLoop(filepath.Join(d, "append"), false, *loop); err != nil {
+			return err
+		}
+		if rep.OverwriteSyncOps, err = syncLoop(filepath.Join(d, "overwrite"), true, *loop); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(os.Stderr, "disk: sequential write+fsync %.0f MiB/s; 4 KiB append+fdatasync %.0f ops/s; 4 KiB overwrite+fdatasync %.0f ops/s\n",
 		rep.SeqWriteMiBps, rep.AppendSyncOps, rep.OverwriteSyncOps)
