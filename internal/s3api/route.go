@@ -8,16 +8,17 @@ import (
 )
 
 // parsePath splits a request into bucket and key, from the path (path-style)
-// or from the host when it is a subdomain of domain (virtual-hosted style).
-// The key is the decoded path: keys are data, so nothing is cleaned.
-func parsePath(r *http.Request, domain string) (bucket, key string, ok bool) {
+// or from host when it is a subdomain of domain (virtual-hosted style).
+// host is the host the client addressed (Server.signedHost), the one its
+// signature covers. The key is the decoded path: keys are data, so nothing
+// is cleaned.
+func parsePath(r *http.Request, host, domain string) (bucket, key string, ok bool) {
 	path, err := url.PathUnescape(r.URL.EscapedPath())
 	if err != nil {
 		return "", "", false
 	}
 	path = strings.TrimPrefix(path, "/")
 	if domain != "" {
-		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}

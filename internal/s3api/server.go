@@ -172,7 +172,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Server", "nfyio")
 
 	req := &request{w: w, r: r, ctx: r.Context(), info: info}
-	bucket, key, ok := parsePath(r, s.cfg.Domain)
+	bucket, key, ok := parsePath(r, s.signedHost(r), s.cfg.Domain)
 	if !ok {
 		s.fail(req, s3err.InvalidURI)
 		return
@@ -261,7 +261,7 @@ func (s *Server) isVirtualHost(r *http.Request) bool {
 	if s.cfg.Domain == "" {
 		return false
 	}
-	host := strings.ToLower(r.Host)
+	host := strings.ToLower(s.signedHost(r))
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 		host = host[:i]
 	}

@@ -444,4 +444,23 @@ func TestSignedHostSettings(t *testing.T) {
 		resp, rb = get(trusting, signFor(trusting.URL), trusting.Addr, nil)
 		psStatus(t, "no X-Forwarded-Host with --trust-proxy", resp, rb, 200)
 	})
+
+	// A proxy that rewrites Host sends the client's host in
+	// X-Forwarded-Host: with --trust-proxy, a virtual-hosted request is
+	// routed by that host, the same one its signature is checked against.
+	t.Run("virtual-hosted via X-Forwarded-Host", func(t *testing.T) {
+		srv := proxiedStore(t, func(c *server.Config) { c.TrustProxy = true; c.Domain = proxyPublicHost })
+		put(srv)
+		s := &presign.Signer{Endpoint: "https://" + proxyPublicHost, VirtualHosted: true,
+			Credentials: presign.Credentials{AccessKeyID: RootAccessKey, SecretAccessKey: RootSecretKey}}
+		u := psPresign(t, s, "proxied", "k", presign.Options{}).URL
+		_, query, _ := strings.Cut(u, "?")
+		h := http.Header{"X-Forwarded-Host": {"proxied." + proxyPublicHost}, "X-Forwarded-Proto": {"https"}}
+		h.Set("Host", srv.Addr)
+		resp, rb := psCall(t, "GET", srv.URL+"/k?"+query, h, nil)
+		psStatus(t, "virtual-hosted GET with the bucket host in X-Forwarded-Host", resp, rb, 200)
+		if string(rb) != "v" {
+			t.Fatalf("body %q, want %q", rb, "v")
+		}
+	})
 }
