@@ -89,11 +89,8 @@ func newBodyHasher(alg string) *bodyHasher {
 }
 
 func (h *bodyHasher) Write(p []byte) (int, error) {
-	h.md5.Write(p)
-	if h.sum != nil {
-		h.sum.Write(p)
-	}
-	h.n += int64(len(p))
+	h.start(p)
+	h.md5.Wait()
 	return len(p), nil
 }
 

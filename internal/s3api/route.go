@@ -18,17 +18,27 @@ func parsePath(r *http.Request, host, domain string) (bucket, key string, ok boo
 		return "", "", false
 	}
 	path = strings.TrimPrefix(path, "/")
-	if domain != "" {
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.ToLower(host)
-		if strings.HasSuffix(host, "."+domain) {
-			return strings.TrimSuffix(host, "."+domain), path, true
-		}
+	if b, virtual := virtualBucket(host, domain); virtual {
+		return b, path, true
 	}
 	bucket, key, _ = strings.Cut(path, "/")
 	return bucket, key, true
+}
+
+// virtualBucket returns the bucket a virtual-hosted host names: host, less
+// any port, is a subdomain of domain ("" disables virtual hosting).
+func virtualBucket(host, domain string) (string, bool) {
+	if domain == "" {
+		return "", false
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(host)
+	if !strings.HasSuffix(host, "."+domain) {
+		return "", false
+	}
+	return strings.TrimSuffix(host, "."+domain), true
 }
 
 // subresources counts the query parameters that are not authentication: a

@@ -258,14 +258,8 @@ type failingReader struct{ err error }
 func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
 
 func (s *Server) isVirtualHost(r *http.Request) bool {
-	if s.cfg.Domain == "" {
-		return false
-	}
-	host := strings.ToLower(s.signedHost(r))
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		host = host[:i]
-	}
-	return strings.HasSuffix(host, "."+s.cfg.Domain)
+	_, ok := virtualBucket(s.signedHost(r), s.cfg.Domain)
+	return ok
 }
 
 func (s *Server) classifyAuthFailure(info *Info, err error) {
