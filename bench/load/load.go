@@ -114,13 +114,7 @@ var payloadPath = sync.OnceValue(func() string {
 func (t *target) putPayload(u *url.URL, size int64, buf []byte) error {
 	if size >= fileBodyMin && payloadPath() != "" {
 		if f, err := os.Open(payloadPath()); err == nil {
-			req := newRequest(http.MethodPut, u, nil, 0)
-			// The *os.File itself, not wrapped: the transport unwraps only
-			// its own wrapper when it looks for a file to sendfile from.
-			req.Body, req.ContentLength = f, size
-			t.signer.sign(req, time.Now())
-			_, err := t.do(req, buf, nil)
-			return err
+			return t.put(u, f, size, buf)
 		}
 	}
 	return t.put(u, bytes.NewReader(payload[:size]), size, buf)
@@ -176,7 +170,11 @@ func newRequest(method string, u *url.URL, body io.Reader, size int64) *http.Req
 		Method: method, URL: u, Host: u.Host, Header: make(http.Header, 4),
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 	}
-	if body != nil && size > 0 {
+	if rc, ok := body.(io.ReadCloser); ok && size > 0 {
+		// Handed over as is: the transport sends an *os.File with sendfile
+		// only when it is the body itself, not wrapped, and closes it.
+		req.Body, req.ContentLength = rc, size
+	} else if body != nil && size > 0 {
 		req.Body, req.ContentLength = io.NopCloser(body), size
 	} else if method == http.MethodPut {
 		req.Body = http.NoBody
