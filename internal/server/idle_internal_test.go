@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"nfyio.dev/storage/internal/procmaps"
 	"nfyio.dev/storage/internal/storage"
 	"nfyio.dev/storage/internal/storage/boltmeta"
 )
@@ -36,39 +36,16 @@ func scrape(t *testing.T, h http.Handler, name string) float64 {
 	return 0
 }
 
-// mappedRSSKiB is the resident size of this process's mappings of path
-// (/proc/self/smaps); 0 outside Linux.
+// mappedRSSKiB is the resident size of this process's mappings of path;
+// 0 outside Linux.
 func mappedRSSKiB(t *testing.T, path string) int64 {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		return 0
 	}
-	path, err := filepath.EvalSymlinks(path)
+	kib, _, err := procmaps.ResidentKiB(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kib int64
-	in := false
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		if !strings.HasSuffix(f[0], ":") { // a mapping's header line
-			in = len(f) >= 6 && strings.Join(f[5:], " ") == path
-			continue
-		}
-		if in && f[0] == "Rss:" {
-			n, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				t.Fatalf("smaps: %q: %v", line, err)
-			}
-			kib += n
-		}
 	}
 	return kib
 }

@@ -7,48 +7,23 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"nfyio.dev/storage/internal/procmaps"
 	"nfyio.dev/storage/internal/storage"
 )
 
 // mappedRSSKiB returns the resident size, in KiB, of this process's
-// mappings of the file at path, from /proc/self/smaps.
+// mappings of the file at path.
 func mappedRSSKiB(t *testing.T, path string) int64 {
 	t.Helper()
-	path, err := filepath.EvalSymlinks(path)
+	kib, mapped, err := procmaps.ResidentKiB(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kib int64
-	found, in := false, false
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		if !strings.HasSuffix(f[0], ":") { // a mapping's header line
-			in = len(f) >= 6 && strings.Join(f[5:], " ") == path
-			found = found || in
-			continue
-		}
-		if in && f[0] == "Rss:" {
-			n, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				t.Fatalf("smaps: %q: %v", line, err)
-			}
-			kib += n
-		}
-	}
-	if !found {
+	if !mapped {
 		t.Fatalf("no mapping of %s in /proc/self/smaps", path)
 	}
 	return kib
