@@ -79,30 +79,18 @@ func TestSumThenWriteAndReset(t *testing.T) {
 // and write sizes, so rounds mix streams that start, finish and hand the
 // lead over at different moments.
 func TestConcurrentStreams(t *testing.T) {
-	const streams = 40
-	var wg sync.WaitGroup
-	errs := make(chan error, streams)
-	for i := 0; i < streams; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			n := 64<<10 + i*37<<10 + i
-			p := randomBytes(uint64(1000+i), n)
-			want := md5.Sum(p)
-			for rep := 0; rep < 3; rep++ {
-				got := writeInChunks(p, []int{shareMin + i*977, 100 + i, 64 << 10})
-				if !bytes.Equal(got, want[:]) {
-					errs <- fmt.Errorf("stream %d rep %d: got %x, want %x", i, rep, got, want)
-					return
-				}
+	inParallel(t, 40, func(i int) error {
+		n := 64<<10 + i*37<<10 + i
+		p := randomBytes(uint64(1000+i), n)
+		want := md5.Sum(p)
+		for rep := 0; rep < 3; rep++ {
+			got := writeInChunks(p, []int{shareMin + i*977, 100 + i, 64 << 10})
+			if !bytes.Equal(got, want[:]) {
+				return fmt.Errorf("stream %d rep %d: got %x, want %x", i, rep, got, want)
 			}
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+		}
+		return nil
+	})
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.leading || len(shared.queue) != 0 {
@@ -115,31 +103,41 @@ func TestConcurrentStreams(t *testing.T) {
 // the Start that used it was waited for. Streams whose jobs sit in the
 // queue while their owners copy must still come out right.
 func TestStartWaitDoubleBuffered(t *testing.T) {
-	const streams = 24
+	inParallel(t, 24, func(i int) error {
+		src := randomBytes(uint64(5000+i), 1<<20+i*4099)
+		want := md5.Sum(src)
+		h := New()
+		bufs := [2][]byte{make([]byte, 40<<10+i), make([]byte, 40<<10+i)}
+		rest := src
+		for k := 0; len(rest) > 0; k ^= 1 {
+			buf := bufs[k]
+			n := copy(buf, rest)
+			rest = rest[n:]
+			h.Start(buf[:n])
+			// The other buffer's Start was waited for by this Start, so
+			// scribbling over it must not change the digest.
+			for b := range bufs[k^1] {
+				bufs[k^1][b] = 0xaa
+			}
+		}
+		if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
+			return fmt.Errorf("stream %d: got %x, want %x", i, got, want)
+		}
+		return nil
+	})
+}
+
+// inParallel runs stream(0..n-1) in n goroutines and reports their errors.
+func inParallel(t *testing.T, n int, stream func(i int) error) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, streams)
-	for i := 0; i < streams; i++ {
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			src := randomBytes(uint64(5000+i), 1<<20+i*4099)
-			want := md5.Sum(src)
-			h := New()
-			bufs := [2][]byte{make([]byte, 40<<10+i), make([]byte, 40<<10+i)}
-			rest := src
-			for k := 0; len(rest) > 0; k ^= 1 {
-				buf := bufs[k]
-				n := copy(buf, rest)
-				rest = rest[n:]
-				h.Start(buf[:n])
-				// The other buffer's Start was waited for by this Start, so
-				// scribbling over it must not change the digest.
-				for b := range bufs[k^1] {
-					bufs[k^1][b] = 0xaa
-				}
-			}
-			if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
-				errs <- fmt.Errorf("stream %d: got %x, want %x", i, got, want)
+			if err := stream(i); err != nil {
+				errs <- err
 			}
 		}(i)
 	}

@@ -346,23 +346,7 @@ func TestAdminRequiresSignedPayload(t *testing.T) {
 	// headerSigned signs with payloadHash as x-amz-content-sha256.
 	headerSigned := func(method, path string, body []byte, payloadHash string) *http.Response {
 		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if body == nil {
-			req.Body, req.ContentLength = http.NoBody, 0
-		}
-		req.Header.Set("X-Amz-Content-Sha256", payloadHash)
-		if err := v4.NewSigner().SignHTTP(ctx, creds, req, payloadHash, "s3", Region, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
+		return srv.Signed(t, method, path, body, nil, payloadHash)
 	}
 	wantRefused := func(what string, resp *http.Response) {
 		t.Helper()
