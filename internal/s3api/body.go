@@ -134,7 +134,11 @@ func (s *Server) storeBody(ctx context.Context, body io.Reader, size int64, cs c
 // on to EOF so that a verifying reader (signed payload, aws-chunked
 // trailers) gives its verdict, then checks the digests the client declared.
 func readVerified(dst io.Writer, body io.Reader, size int64, h *bodyHasher, cs checksumRequest, trailer func() http.Header) (*stored, error) {
-	if _, err := copyHashed(dst, &io.LimitedReader{R: body, N: size + 1}, h); err != nil {
+	copyBody := copyHashed
+	if size >= pipelineMin {
+		copyBody = copyPipelined
+	}
+	if _, err := copyBody(dst, &io.LimitedReader{R: body, N: size + 1}, h); err != nil {
 		return nil, bodyError(err)
 	}
 	if err := checkBodyLength(h.n, size); err != nil {

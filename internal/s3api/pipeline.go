@@ -1,0 +1,90 @@
+package s3api
+
+import (
+	"io"
+	"sync"
+)
+
+// Large bodies are copied through a pipeline instead of copyHashed's two
+// halves: reading the next chunk from the network does not wait for the
+// previous one to reach storage. The blob store writes large blobs
+// straight to the device (no page cache), which is cheaper in CPU but
+// makes each write wait for the disk; here that wait overlaps the
+// network reads and the other uploads' hashing.
+const (
+	// pipelineMin is the declared body size from which the pipeline is
+	// used; smaller bodies are one or two chunks, which nothing overlaps.
+	pipelineMin = 1 << 20
+	chunkSize   = 256 << 10
+	chunks      = 4 // per request: 1 MiB, the pipeline's depth
+)
+
+var pipelineBufs = sync.Pool{New: func() any { b := make([]byte, chunks*chunkSize); return &b }}
+
+// filledChunk is chunk i of the ring, holding n bytes.
+type filledChunk struct{ i, n int }
+
+// copyPipelined copies src to dst and through h like copyHashed. The
+// request's goroutine fills chunks of a ring and starts their MD5; a
+// writer goroutine writes them to dst in order. A chunk is refilled only
+// once written (and its hash is done before the chunk after it starts). When it returns, h holds
+// the hashes of everything read and nothing still uses the ring.
+func copyPipelined(dst io.Writer, src io.Reader, h *bodyHasher) (int64, error) {
+	bp := pipelineBufs.Get().(*[]byte)
+	defer pipelineBufs.Put(bp)
+	defer h.md5.Wait()
+	ring := *bp
+
+	filled := make(chan filledChunk, chunks)
+	written := make(chan error, chunks) // one per chunk, in order
+	go writeChunks(dst, ring, filled, written)
+
+	var readErr, writeErr error
+	inFlight := 0
+	for i := 0; ; i = (i + 1) % chunks {
+		if inFlight == chunks {
+			if err := <-written; err != nil {
+				writeErr = err
+				break
+			}
+			inFlight--
+		}
+		chunk := ring[i*chunkSize : (i+1)*chunkSize]
+		n, err := fill(src, chunk)
+		if n > 0 {
+			h.start(chunk[:n])
+			filled <- filledChunk{i, n}
+			inFlight++
+		}
+		if err != nil {
+			if err != io.EOF {
+				readErr = err
+			}
+			break
+		}
+	}
+	close(filled)
+	for err := range written {
+		if writeErr == nil {
+			writeErr = err
+		}
+	}
+	if readErr != nil {
+		return h.n, readErr
+	}
+	return h.n, writeErr
+}
+
+// writeChunks writes the chunks from filled to dst and reports each one on
+// written; after the first error it only reports. It closes written once
+// filled is closed and drained.
+func writeChunks(dst io.Writer, ring []byte, filled <-chan filledChunk, written chan<- error) {
+	defer close(written)
+	var err error
+	for c := range filled {
+		if err == nil {
+			_, err = dst.Write(ring[c.i*chunkSize : c.i*chunkSize+c.n])
+		}
+		written <- err
+	}
+}
