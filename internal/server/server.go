@@ -54,6 +54,8 @@ type Config struct {
 
 	// NoSync turns off fsync of blobs and metadata: unsafe, for benchmarks.
 	NoSync bool
+	// DirectIO writes large blob files with direct I/O (fsblob).
+	DirectIO bool
 	// InlineThreshold: objects up to this size live in the metadata record.
 	InlineThreshold int64
 	// MaxConcurrent caps requests served at once; past it, 503 SlowDown.
@@ -255,7 +257,7 @@ func openMeta(ctx context.Context, cfg Config) (storage.Meta, error) {
 func openBlobs(ctx context.Context, cfg Config) (storage.Blobs, error) {
 	switch {
 	case cfg.Blobs == "" || cfg.Blobs == "file":
-		return fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.Options{NoSync: cfg.NoSync})
+		return fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.Options{NoSync: cfg.NoSync, DirectIO: cfg.DirectIO})
 	case strings.HasPrefix(cfg.Blobs, "seaweedfs://"):
 		return openSeaweed(ctx, cfg.Blobs, cfg)
 	}

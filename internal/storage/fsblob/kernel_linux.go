@@ -1,6 +1,8 @@
 package fsblob
 
 import (
+	"errors"
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -18,3 +20,38 @@ func startWriteback(f *os.File, off, n int64) {
 		_ = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
 	})
 }
+
+// setDirect turns direct I/O (O_DIRECT: writes go from the caller's memory
+// to the device, bypassing the page cache) on or off for f.
+func setDirect(f *os.File, on bool) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	err = rc.Control(func(fd uintptr) {
+		flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+		if err != nil {
+			ferr = err
+			return
+		}
+		if on {
+			flags |= unix.O_DIRECT
+		} else {
+			flags &^= unix.O_DIRECT
+		}
+		_, ferr = unix.FcntlInt(fd, unix.F_SETFL, flags)
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return fmt.Errorf("fsblob: set O_DIRECT=%t: %w", on, err)
+	}
+	return nil
+}
+
+// isDirectRefusal reports whether a write failed because the file system
+// or the device does not take this direct write (alignment, or no direct
+// I/O at all), so the same bytes can go through the page cache instead.
+func isDirectRefusal(err error) bool { return errors.Is(err, unix.EINVAL) }

@@ -2,8 +2,22 @@
 
 package fsblob
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 // startWriteback has no portable equivalent; the fsync at commit does all
 // the work.
 func startWriteback(f *os.File, off, n int64) {}
+
+// setDirect: direct I/O is used on Linux only; elsewhere every blob goes
+// through the page cache.
+func setDirect(f *os.File, on bool) error {
+	if on {
+		return errors.ErrUnsupported
+	}
+	return nil
+}
+
+func isDirectRefusal(error) bool { return false }
