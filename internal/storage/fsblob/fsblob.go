@@ -60,7 +60,18 @@ type Store struct {
 	// shards remembers shard directories known to exist (and to be
 	// durable), so a commit does not stat or create them again.
 	shards sync.Map
+
+	// Deleted blobs are renamed into tmp and unlinked by emptyTrash:
+	// unlinking a large file (freeing its cached pages and blocks) took
+	// ~7 ms for 16 MiB, on the path of every overwrite and DELETE.
+	trashMu   sync.RWMutex
+	trash     chan string // nil once closed
+	trashDone chan struct{}
 }
+
+// trashQueue bounds the deleted files waiting to be unlinked; past it,
+// Delete unlinks at once.
+const trashQueue = 1024
 
 var _ storage.Blobs = (*Store)(nil)
 
@@ -85,11 +96,30 @@ func New(root string, opts Options) (*Store, error) {
 		_ = unlock()
 		return nil, fmt.Errorf("fsblob: create %s: %w", s.tmp, mapErr(err))
 	}
+	s.trash = make(chan string, trashQueue)
+	s.trashDone = make(chan struct{})
+	go s.emptyTrash(s.trash)
 	return s, nil
 }
 
-// Close releases the directory lock. Blobs already open stay readable.
+// emptyTrash unlinks deleted blobs until Close.
+func (s *Store) emptyTrash(trash <-chan string) {
+	defer close(s.trashDone)
+	for name := range trash {
+		_ = os.Remove(name) // what is left is removed with tmp at the next start
+	}
+}
+
+// Close unlinks the deleted blobs still queued and releases the directory
+// lock. Blobs already open stay readable.
 func (s *Store) Close() error {
+	s.trashMu.Lock()
+	if s.trash != nil {
+		close(s.trash)
+		s.trash = nil
+	}
+	s.trashMu.Unlock()
+	<-s.trashDone
 	if err := s.unlock(); err != nil {
 		return fmt.Errorf("fsblob: unlock %s: %w", s.root, err)
 	}
@@ -498,7 +528,10 @@ func (b *blob) File() *os.File                          { return b.f }
 func (b *blob) Close() error                            { return b.f.Close() }
 
 // Delete removes a blob; a missing one is not an error. Readers that have
-// it open keep reading it (the file lives until they close it).
+// it open keep reading it (the file lives until they close it). The blob
+// is gone from its place when Delete returns; its file is moved to tmp and
+// unlinked in the background. After a crash the move may be undone (the
+// blob is then an orphan the sweeper finds), and tmp is cleared at start.
 func (s *Store) Delete(ctx context.Context, ref string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -506,7 +539,21 @@ func (s *Store) Delete(ctx context.Context, ref string) error {
 	if !validRef(ref) {
 		return fmt.Errorf("fsblob: malformed reference %q", ref)
 	}
-	if err := os.Remove(s.path(ref)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	trashed := filepath.Join(s.tmp, "d-"+ref)
+	if err := os.Rename(s.path(ref), trashed); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("fsblob: delete blob %s: %w", ref, err)
+	}
+	s.trashMu.RLock()
+	defer s.trashMu.RUnlock()
+	select {
+	case s.trash <- trashed: // a nil channel (closed store) never takes it
+		return nil
+	default:
+	}
+	if err := os.Remove(trashed); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("fsblob: delete blob %s: %w", ref, err)
 	}
 	return nil

@@ -332,3 +332,51 @@ func BenchmarkRead(b *testing.B) {
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestDeleteUnlinksInBackground: a deleted blob is gone from its place at
+// once (a reader that has it open keeps reading), and its file is unlinked
+// by the time Close returns.
+func TestDeleteUnlinksInBackground(t *testing.T) {
+	root := t.TempDir()
+	s, err := New(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := []string{put(t, s, "one"), put(t, s, "two"), put(t, s, strings.Repeat("x", 1<<20))}
+	open, err := s.Open(t.Context(), refs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	for _, ref := range refs {
+		if err := s.Delete(t.Context(), ref); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Open(t.Context(), ref); !errors.Is(err, storage.ErrBlobNotFound) {
+			t.Fatalf("Open after Delete: %v", err)
+		}
+		if err := s.Delete(t.Context(), ref); err != nil {
+			t.Fatalf("second Delete: %v", err)
+		}
+	}
+	var listed []string
+	if err := s.List(t.Context(), func(ref string, _ time.Time) error { listed = append(listed, ref); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 0 {
+		t.Fatalf("listed after Delete: %v", listed)
+	}
+	buf := make([]byte, 10)
+	if n, err := open.ReadAt(buf, 1<<20-10); n != 10 || err != nil || string(buf) != "xxxxxxxxxx" {
+		t.Fatalf("open reader after Delete: %d %v %q", n, err, buf)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if files := tmpFiles(t, root); len(files) != 0 {
+		t.Errorf("files left in tmp after Close: %v", files)
+	}
+	if err := s.Delete(t.Context(), refs[0]); err != nil {
+		t.Errorf("Delete of a missing blob after Close: %v", err)
+	}
+}
