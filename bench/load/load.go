@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"nfyio.dev/storage/presign"
@@ -430,6 +431,10 @@ func runRounds(ctx context.Context, targets []*target, spec loadSpec, rounds int
 			if r > 0 {
 				w = min(warmup, 200*time.Millisecond)
 			}
+			// Dirty pages another server (or an earlier window) left
+			// behind would be written back during this window, on the
+			// same cores and disk: each window starts with none.
+			syscall.Sync()
 			time.Sleep(200 * time.Millisecond)
 			st[i].samples = append(st[i].samples, t.measure(ctx, spec, st[i].urls, st[i].presigned, w, dur/time.Duration(rounds)))
 		}
