@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -69,9 +70,15 @@ func (s *Server) startIdleTrimmer(ctx context.Context) {
 	}()
 }
 
-// wrap counts h's requests: two atomic adds and a clock read each.
+// wrap counts h's requests: two atomic adds and a clock read each. Health
+// checks and metrics scrapes are not counted: they come every few seconds
+// from monitoring, and would otherwise cost a trim (a forced GC) each.
 func (t *idleTrimmer) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isProbe(r.URL.Path) {
+			h.ServeHTTP(w, r)
+			return
+		}
 		// In flight before started, and lastEnd before leaving: a tick
 		// that sees this request in started and nothing in flight then
 		// knows it has ended and when (see tick).
@@ -119,4 +126,9 @@ func (t *idleTrimmer) tick(now time.Time) bool {
 	}
 	t.releases.Inc()
 	return true
+}
+
+// isProbe reports whether path is a health check or the metrics.
+func isProbe(path string) bool {
+	return path == "/_nfyio/metrics" || strings.HasPrefix(path, "/_nfyio/health/")
 }

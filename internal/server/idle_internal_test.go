@@ -130,6 +130,12 @@ func TestIdleTrimmerPolicy(t *testing.T) {
 	if tr.tick(later(3 * idleAfter)) {
 		t.Fatal("trimmed again with no request since the last trim")
 	}
+	// Monitoring is not activity.
+	serve("/_nfyio/health/ready")
+	serve("/_nfyio/metrics")
+	if tr.tick(later(3 * idleAfter)) {
+		t.Fatal("trimmed again after health checks and a metrics scrape")
+	}
 	serve("/fast")
 	if !tr.tick(later(2 * idleAfter)) {
 		t.Fatal("did not trim after the next request")
