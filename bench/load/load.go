@@ -97,6 +97,12 @@ var payload = func() []byte {
 // (through /proc, of a file unlinked at once so nothing is left behind).
 const fileBodyMin = 1 << 20
 
+// payloadFile keeps the unlinked payload file open, and reachable: once
+// unreachable, its finalizer would close the descriptor, and the number in
+// payloadPath would then name whatever the process opened next (seen as
+// PUTs whose body ended after a few hundred bytes).
+var payloadFile *os.File
+
 var payloadPath = sync.OnceValue(func() string {
 	f, err := os.CreateTemp("", "nfyio-load-payload-*")
 	if err != nil {
@@ -107,7 +113,7 @@ var payloadPath = sync.OnceValue(func() string {
 		f.Close()
 		return ""
 	}
-	// f stays open for the life of the process: it keeps the file alive.
+	payloadFile = f
 	return fmt.Sprintf("/proc/self/fd/%d", f.Fd())
 })
 

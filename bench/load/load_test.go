@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,31 @@ func TestTargets(t *testing.T) {
 		if got[goal] != want {
 			t.Errorf("%s: %q, want %q (all: %v)", goal, got[goal], want, got)
 		}
+	}
+}
+
+// TestPayloadFileOutlivesGC: the descriptor payloadPath names must stay
+// the payload file after garbage collections (a finalizer once closed it,
+// and large PUTs then sent whatever file took its number).
+func TestPayloadFileOutlivesGC(t *testing.T) {
+	path := payloadPath()
+	if path == "" {
+		t.Skip("no payload file on this system")
+	}
+	for range 3 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("%s holds %d bytes, not the %d-byte payload", path, len(got), len(payload))
 	}
 }
