@@ -97,30 +97,37 @@ var payload = func() []byte {
 // (through /proc, of a file unlinked at once so nothing is left behind).
 const fileBodyMin = 1 << 20
 
-// payloadFile keeps the unlinked payload file open, and reachable: once
-// unreachable, its finalizer would close the descriptor, and the number in
-// payloadPath would then name whatever the process opened next (seen as
-// PUTs whose body ended after a few hundred bytes).
-var payloadFile *os.File
-
-var payloadPath = sync.OnceValue(func() string {
+// payloadFile is the payload in an unlinked file, kept open (and
+// reachable: once unreachable, its finalizer would close the descriptor,
+// and payloadPath would then name whatever the process opened next, seen
+// as PUTs whose body ended after a few hundred bytes). Nil if it could not
+// be made.
+var payloadFile = sync.OnceValue(func() *os.File {
 	f, err := os.CreateTemp("", "nfyio-load-payload-*")
 	if err != nil {
-		return ""
+		return nil
 	}
 	defer os.Remove(f.Name())
 	if _, err := f.Write(payload); err != nil {
 		f.Close()
+		return nil
+	}
+	return f
+})
+
+// payloadPath names payloadFile's descriptor, "" when there is none.
+func payloadPath() string {
+	f := payloadFile()
+	if f == nil {
 		return ""
 	}
-	payloadFile = f
 	return fmt.Sprintf("/proc/self/fd/%d", f.Fd())
-})
+}
 
 // putPayload PUTs the first size bytes of payload to u.
 func (t *target) putPayload(u *url.URL, size int64, buf []byte) error {
-	if size >= fileBodyMin && payloadPath() != "" {
-		if f, err := os.Open(payloadPath()); err == nil {
+	if path := payloadPath(); size >= fileBodyMin && path != "" {
+		if f, err := os.Open(path); err == nil {
 			return t.put(u, f, size, buf)
 		}
 	}
