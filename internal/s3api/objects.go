@@ -140,7 +140,8 @@ func (s *Server) getObject(req *request, head bool) error {
 		return err
 	}
 	start, length := int64(0), obj.Size
-	partial := false
+	partial, ranged := false, false
+	part := 0
 	wh := req.w.Header()
 	if pn := q.Get("partNumber"); pn != "" {
 		n, err := strconv.Atoi(pn)
@@ -154,14 +155,14 @@ func (s *Server) getObject(req *request, head bool) error {
 		if err != nil {
 			return err
 		}
-		partial = len(obj.Parts) > 0
+		partial, part = len(obj.Parts) > 0, n
 	} else if v := rh.Get("Range"); v != "" {
 		a, n, ok, err := parseRange(v, obj.Size)
 		if err != nil {
 			return err
 		}
 		if ok {
-			start, length, partial = a, n, true
+			start, length, partial, ranged = a, n, true, true
 		}
 	}
 	setObjectHeaders(wh, &obj)
@@ -170,9 +171,11 @@ func (s *Server) getObject(req *request, head bool) error {
 			wh.Set(o.header, v)
 		}
 	}
-	if obj.Checksum != nil && strings.EqualFold(rh.Get("X-Amz-Checksum-Mode"), "ENABLED") && !partial {
-		wh.Set(checksumHeader(obj.Checksum.Algorithm), obj.Checksum.Value)
-		wh.Set("X-Amz-Checksum-Type", obj.Checksum.Type)
+	if strings.EqualFold(rh.Get("X-Amz-Checksum-Mode"), "ENABLED") && !ranged {
+		if c := readChecksum(&obj, part); c != nil {
+			wh.Set(checksumHeader(c.Algorithm), c.Value)
+			wh.Set("X-Amz-Checksum-Type", c.Type)
+		}
 	}
 	wh.Set("Content-Length", strconv.FormatInt(length, 10))
 	status := http.StatusOK
@@ -197,6 +200,24 @@ var errResponseStarted = errors.New("response already started")
 
 // partRange is the byte range of part n of a multipart object; a single-part
 // object has one part, the whole object.
+// readChecksum is the checksum a GET or HEAD of o (of its part number
+// part, when part > 0) returns with checksum mode on, nil for none. A part
+// of a COMPOSITE multipart object gets its own checksum, which a client can
+// check the part's bytes against; a part of a FULL_OBJECT one gets the
+// object's checksum only when it is the whole object.
+func readChecksum(o *storage.Object, part int) *storage.Checksum {
+	c := o.Checksum
+	switch {
+	case c == nil || part == 0 || len(o.Parts) == 0:
+		return c
+	case c.Type == "COMPOSITE" && o.Parts[part-1].Checksum != "":
+		return &storage.Checksum{Algorithm: c.Algorithm, Value: o.Parts[part-1].Checksum, Type: c.Type}
+	case c.Type == "FULL_OBJECT" && len(o.Parts) == 1:
+		return c
+	}
+	return nil
+}
+
 func partRange(o *storage.Object, n int) (start, length int64, err error) {
 	if len(o.Parts) == 0 {
 		if n != 1 {

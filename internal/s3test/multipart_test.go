@@ -802,7 +802,16 @@ func TestMultipartChecksumAlgorithms(t *testing.T) {
 		if got := getBody(t, c, "sums", key); !bytes.Equal(got, data) {
 			t.Fatalf("%s: GET returned other bytes", key)
 		}
+		mpCheckPartChecksums(t, srv, c, "sums", key, alg, tc.typ, parts)
 	}
+	// A FULL_OBJECT upload of one part: that part is the whole object, so
+	// partNumber=1 carries the object's checksum.
+	id1 := mpCreate(t, c, &s3.CreateMultipartUploadInput{Bucket: aws.String("sums"), Key: aws.String("one"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32, ChecksumType: types.ChecksumTypeFullObject})
+	o1 := mpUploadPart(t, c, "sums", "one", id1, 1, parts[0], types.ChecksumAlgorithmCrc32)
+	if _, err := mpComplete(c, "sums", "one", id1, types.CompletedPart{PartNumber: aws.Int32(1), ETag: o1.ETag, ChecksumCRC32: o1.ChecksumCRC32}); err != nil {
+		t.Fatal(err)
+	}
+	mpCheckPartChecksums(t, srv, c, "sums", "one", "CRC32", types.ChecksumTypeFullObject, parts[:1])
 
 	// Combinations S3 refuses.
 	for _, bad := range []struct {
@@ -825,6 +834,47 @@ func TestMultipartChecksumAlgorithms(t *testing.T) {
 		t.Fatal(err)
 	}
 	mpAssertNoOrphans(t, srv)
+}
+
+// mpCheckPartChecksums reads each part of a completed upload with checksum
+// mode on. A COMPOSITE object's part carries its own checksum (the SDK
+// checks the part's bytes against it); a FULL_OBJECT object's part carries
+// the object's checksum only if it is the whole object; a Range read
+// carries none.
+func mpCheckPartChecksums(t *testing.T, srv *Server, c *s3.Client, bucket, key, alg string, typ types.ChecksumType, parts [][]byte) {
+	t.Helper()
+	for i, p := range parts {
+		n := i + 1
+		want, wantType := "", ""
+		switch {
+		case typ == types.ChecksumTypeComposite:
+			want, wantType = mpChecksum(alg, p), "COMPOSITE"
+		case len(parts) == 1:
+			want, wantType = mpChecksum(alg, p), "FULL_OBJECT"
+		}
+		for _, method := range []string{http.MethodHead, http.MethodGet} {
+			resp := srv.Signed(t, method, fmt.Sprintf("/%s/%s?partNumber=%d", bucket, key, n), nil, mpHdr("X-Amz-Checksum-Mode", "ENABLED"), "")
+			resp.Body.Close()
+			if got := resp.Header.Get("X-Amz-Checksum-" + alg); got != want || resp.Header.Get("X-Amz-Checksum-Type") != wantType {
+				t.Fatalf("%s %s part %d: checksum %q type %q, want %q %q", method, key, n, got, resp.Header.Get("X-Amz-Checksum-Type"), want, wantType)
+			}
+		}
+		get, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
+			PartNumber: aws.Int32(int32(n)), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			t.Fatalf("SDK GET %s part %d: %v", key, n, err)
+		}
+		b, err := io.ReadAll(get.Body)
+		get.Body.Close()
+		if err != nil || !bytes.Equal(b, p) {
+			t.Fatalf("SDK GET %s part %d: %d bytes, %v", key, n, len(b), err)
+		}
+	}
+	resp := srv.Signed(t, http.MethodGet, "/"+bucket+"/"+key, nil, mpHdr("X-Amz-Checksum-Mode", "ENABLED", "Range", "bytes=0-99"), "")
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Amz-Checksum-" + alg); got != "" {
+		t.Fatalf("%s: Range read carries checksum %q", key, got)
+	}
 }
 
 // TestMultipartPayloadModes uploads the parts of one upload in each way a
