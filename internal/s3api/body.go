@@ -48,7 +48,7 @@ func copyHashed(dst io.Writer, src io.Reader, h *bodyHasher) (int64, error) {
 		n, err := fill(src, buf)
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return total, werr
+				return total, &writeError{werr}
 			}
 			h.start(buf[:n])
 			total += int64(n)
@@ -181,8 +181,19 @@ func drainVerified(body io.Reader) error {
 	return err
 }
 
+// writeError is a failure to store a body, as opposed to one reading it:
+// the server's fault (500, or 507 when the disk is full), not the client's.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
 // bodyError maps a failure while reading a request body to an S3 error.
 func bodyError(err error) error {
+	var we *writeError
+	if errors.As(err, &we) {
+		return storageError(we.err)
+	}
 	var e *s3err.Error
 	if errors.As(err, &e) {
 		return e

@@ -1,7 +1,9 @@
 package s3api
 
 import (
+	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 )
 
@@ -83,8 +85,23 @@ func writeChunks(dst io.Writer, ring []byte, filled <-chan filledChunk, written 
 	var err error
 	for c := range filled {
 		if err == nil {
-			_, err = dst.Write(ring[c.i*chunkSize : c.i*chunkSize+c.n])
+			err = writeChunk(dst, ring[c.i*chunkSize:c.i*chunkSize+c.n])
 		}
 		written <- err
 	}
+}
+
+// writeChunk writes one chunk. A panic in the storage's Write becomes the
+// request's error: in this goroutine, unlike in the request's own, nothing
+// would recover it and the whole server would stop.
+func writeChunk(dst io.Writer, chunk []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &writeError{fmt.Errorf("s3api: blob write panicked: %v\n%s", r, debug.Stack())}
+		}
+	}()
+	if _, err := dst.Write(chunk); err != nil {
+		return &writeError{err}
+	}
+	return nil
 }

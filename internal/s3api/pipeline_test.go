@@ -6,9 +6,13 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"testing/iotest"
+
+	"nfyio.dev/storage/internal/s3err"
 )
 
 // shortReader returns random short reads, as a network body does.
@@ -83,6 +87,11 @@ func TestCopyPipelinedWriteError(t *testing.T) {
 	if !errors.Is(err, errDiskGone) {
 		t.Fatalf("error %v, want %v", err, errDiskGone)
 	}
+	// The storage's failure is the server's: 500, not the client's 400.
+	var se *s3err.Error
+	if !errors.As(bodyError(err), &se) || se.Status != http.StatusInternalServerError {
+		t.Fatalf("bodyError(%v) = %v, want InternalError", err, bodyError(err))
+	}
 	if dst.calls != 2 || dst.bytes != chunkSize {
 		t.Errorf("%d writes, %d bytes stored; want 2 writes (the second failing), %d bytes", dst.calls, dst.bytes, chunkSize)
 	}
@@ -99,5 +108,28 @@ func TestCopyPipelinedReadError(t *testing.T) {
 	}
 	if n != chunkSize+100 || dst.Len() != chunkSize+100 {
 		t.Errorf("read %d, stored %d; want %d both", n, dst.Len(), chunkSize+100)
+	}
+}
+
+type panickingWriter struct{}
+
+func (panickingWriter) Write([]byte) (int, error) { panic("storage bug") }
+
+// TestCopyPipelinedWritePanic: a panicking storage write fails the copy
+// instead of taking the process down from the writer goroutine.
+func TestCopyPipelinedWritePanic(t *testing.T) {
+	_, err := copyPipelined(panickingWriter{}, bytes.NewReader(make([]byte, 3*chunkSize)), newBodyHasher(""))
+	if err == nil || !strings.Contains(err.Error(), "storage bug") {
+		t.Fatalf("error %v, want the panic as an error", err)
+	}
+}
+
+// TestCopyHashedWriteError: the small-body copy reports a storage failure
+// as the server's too.
+func TestCopyHashedWriteError(t *testing.T) {
+	_, err := copyHashed(&failingWriter{failAt: 1}, bytes.NewReader(make([]byte, 1000)), newBodyHasher(""))
+	var se *s3err.Error
+	if !errors.Is(err, errDiskGone) || !errors.As(bodyError(err), &se) || se.Status != http.StatusInternalServerError {
+		t.Fatalf("error %v maps to %v, want InternalError", err, bodyError(err))
 	}
 }
