@@ -46,6 +46,11 @@ func copyHashed(dst io.Writer, src io.Reader, h *bodyHasher) (int64, error) {
 		// halves[i]'s previous hash was waited for by the start of the
 		// other half, so it is free to refill.
 		n, err := fill(src, buf)
+		if err != nil && err != io.EOF {
+			// A broken body is the answer, whatever it held (and a write
+			// of it could fail too, for the same reason: the client left).
+			return total, err
+		}
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return total, &writeError{werr}
@@ -55,9 +60,6 @@ func copyHashed(dst io.Writer, src io.Reader, h *bodyHasher) (int64, error) {
 		}
 		if err == io.EOF {
 			return total, nil
-		}
-		if err != nil {
-			return total, err
 		}
 	}
 }
@@ -191,7 +193,9 @@ func (e *writeError) Unwrap() error { return e.err }
 // bodyError maps a failure while reading a request body to an S3 error.
 func bodyError(err error) error {
 	var we *writeError
-	if errors.As(err, &we) {
+	if errors.As(err, &we) && !errors.Is(err, context.Canceled) {
+		// A write cancelled with the request failed because the client
+		// left: that is an incomplete body, like the read that failed.
 		return storageError(we.err)
 	}
 	var e *s3err.Error

@@ -2,8 +2,10 @@ package s3api
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -131,5 +133,22 @@ func TestCopyHashedWriteError(t *testing.T) {
 	var se *s3err.Error
 	if !errors.Is(err, errDiskGone) || !errors.As(bodyError(err), &se) || se.Status != http.StatusInternalServerError {
 		t.Fatalf("error %v maps to %v, want InternalError", err, bodyError(err))
+	}
+}
+
+// TestBrokenBodyIsTheClients: when the body breaks off, that is the error
+// (400 IncompleteBody) even if storing it failed too, and a write that
+// failed because the request was cancelled (the client left) counts as
+// the client's as well.
+func TestBrokenBodyIsTheClients(t *testing.T) {
+	src := io.MultiReader(bytes.NewReader(make([]byte, 100)), iotest.ErrReader(io.ErrUnexpectedEOF))
+	_, err := copyHashed(&failingWriter{failAt: 1}, src, newBodyHasher(""))
+	var se *s3err.Error
+	if !errors.As(bodyError(err), &se) || se.Code != "IncompleteBody" {
+		t.Fatalf("broken body with a failing store: %v maps to %v, want IncompleteBody", err, bodyError(err))
+	}
+	cancelled := &writeError{fmt.Errorf("upload to the blob store: %w", context.Canceled)}
+	if !errors.As(bodyError(cancelled), &se) || se.Code != "IncompleteBody" {
+		t.Fatalf("cancelled write maps to %v, want IncompleteBody", bodyError(cancelled))
 	}
 }
