@@ -116,13 +116,13 @@ var payloadFile = sync.OnceValue(func() *os.File {
 })
 
 // payloadPath names payloadFile's descriptor, "" when there is none.
-func payloadPath() string {
+var payloadPath = sync.OnceValue(func() string {
 	f := payloadFile()
 	if f == nil {
 		return ""
 	}
 	return fmt.Sprintf("/proc/self/fd/%d", f.Fd())
-}
+})
 
 // putPayload PUTs the first size bytes of payload to u.
 func (t *target) putPayload(u *url.URL, size int64, buf []byte) error {

@@ -198,8 +198,6 @@ func (s *Server) getObject(req *request, head bool) error {
 // errResponseStarted tells dispatch that the response is already on its way.
 var errResponseStarted = errors.New("response already started")
 
-// partRange is the byte range of part n of a multipart object; a single-part
-// object has one part, the whole object.
 // readChecksum is the checksum a GET or HEAD of o (of its part number
 // part, when part > 0) returns with checksum mode on, nil for none. A part
 // of a COMPOSITE multipart object gets its own checksum, which a client can
@@ -218,6 +216,8 @@ func readChecksum(o *storage.Object, part int) *storage.Checksum {
 	return nil
 }
 
+// partRange is the byte range of part n of a multipart object; a single-part
+// object has one part, the whole object.
 func partRange(o *storage.Object, n int) (start, length int64, err error) {
 	if len(o.Parts) == 0 {
 		if n != 1 {

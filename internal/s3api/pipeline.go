@@ -9,9 +9,8 @@ import (
 
 // Large bodies are copied through a pipeline instead of copyHashed's two
 // halves: reading the next chunk from the network does not wait for the
-// previous one to reach storage. The blob store writes large blobs
-// straight to the device (no page cache), which is cheaper in CPU but
-// makes each write wait for the disk; here that wait overlaps the
+// previous one to reach storage, so a write that waits (for the page
+// cache's dirty limit, or for the device with --direct-io) overlaps the
 // network reads and the other uploads' hashing.
 const (
 	// pipelineMin is the declared body size from which the pipeline is
@@ -29,8 +28,9 @@ type filledChunk struct{ i, n int }
 // copyPipelined copies src to dst and through h like copyHashed. The
 // request's goroutine fills chunks of a ring and starts their MD5; a
 // writer goroutine writes them to dst in order. A chunk is refilled only
-// once written (and its hash is done before the chunk after it starts). When it returns, h holds
-// the hashes of everything read and nothing still uses the ring.
+// once written (and its hash is done before the chunk after it starts).
+// When it returns, h holds the hashes of everything read and nothing
+// still uses the ring.
 func copyPipelined(dst io.Writer, src io.Reader, h *bodyHasher) (int64, error) {
 	bp := pipelineBufs.Get().(*[]byte)
 	defer pipelineBufs.Put(bp)

@@ -8,43 +8,45 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// onFd runs fn with f's descriptor, without switching f to blocking mode
+// as Fd would.
+func onFd(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
 // startWriteback asks the kernel to start writing [off, off+n) of f to
 // disk without waiting for it. It is only a head start for the fsync at
 // commit, which reports any error, so its own errors are ignored.
 func startWriteback(f *os.File, off, n int64) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return
-	}
-	_ = rc.Control(func(fd uintptr) {
-		_ = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
+	_ = onFd(f, func(fd int) error {
+		return unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
 	})
 }
 
 // setDirect turns direct I/O (O_DIRECT: writes go from the caller's memory
 // to the device, bypassing the page cache) on or off for f.
 func setDirect(f *os.File, on bool) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	err = rc.Control(func(fd uintptr) {
-		flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	err := onFd(f, func(fd int) error {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 		if err != nil {
-			ferr = err
-			return
+			return err
 		}
 		if on {
 			flags |= unix.O_DIRECT
 		} else {
 			flags &^= unix.O_DIRECT
 		}
-		_, ferr = unix.FcntlInt(fd, unix.F_SETFL, flags)
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags)
+		return err
 	})
-	if err == nil {
-		err = ferr
-	}
 	if err != nil {
 		return fmt.Errorf("fsblob: set O_DIRECT=%t: %w", on, err)
 	}
@@ -63,11 +65,7 @@ func isDirectRefusal(err error) bool { return errors.Is(err, unix.EINVAL) }
 // ignored: without the reservation the writes allocate as usual, and a
 // full disk fails them.
 func preallocate(f *os.File, size int64) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return
-	}
-	_ = rc.Control(func(fd uintptr) {
-		_ = unix.Fallocate(int(fd), unix.FALLOC_FL_KEEP_SIZE, 0, size)
+	_ = onFd(f, func(fd int) error {
+		return unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, 0, size)
 	})
 }
