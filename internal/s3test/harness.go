@@ -121,6 +121,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 		RootSecretKey: RootSecretKey,
 		Out:           io.Discard,
 		Logger:        slog.New(slog.NewJSONHandler(logBuf, nil)),
+		// As the server's flag sets it: deleted blob files are reused.
+		RecycleBytes: 1 << 30,
 	}
 	backendConfig(t, &cfg)
 	for _, o := range opts {

@@ -56,6 +56,9 @@ type Config struct {
 	NoSync bool
 	// DirectIO writes large blob files with direct I/O (fsblob).
 	DirectIO bool
+	// RecycleBytes is how much space deleted blob files may keep to be
+	// overwritten by new blobs (fsblob); 0 turns recycling off.
+	RecycleBytes int64
 	// InlineThreshold: objects up to this size live in the metadata record.
 	InlineThreshold int64
 	// MaxConcurrent caps requests served at once; past it, 503 SlowDown.
@@ -257,7 +260,7 @@ func openMeta(ctx context.Context, cfg Config) (storage.Meta, error) {
 func openBlobs(ctx context.Context, cfg Config) (storage.Blobs, error) {
 	switch {
 	case cfg.Blobs == "" || cfg.Blobs == "file":
-		return fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.Options{NoSync: cfg.NoSync, DirectIO: cfg.DirectIO})
+		return fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.Options{NoSync: cfg.NoSync, DirectIO: cfg.DirectIO, RecycleBytes: cfg.RecycleBytes})
 	case strings.HasPrefix(cfg.Blobs, "seaweedfs://"):
 		return openSeaweed(ctx, cfg.Blobs, cfg)
 	}

@@ -260,7 +260,10 @@ type Blob interface {
 }
 
 // FileBlob is implemented by blobs that are plain files, so GET can use
-// sendfile.
+// sendfile. The kernel then sends the file's cached pages by reference,
+// possibly after the blob is closed: a store must never write into the
+// pages of a file it handed out (fsblob marks such files and does not
+// recycle them).
 type FileBlob interface {
 	Blob
 	// File returns the open file; the caller seeks it and copies a limited

@@ -10,7 +10,9 @@
 //
 // Blobs are written through the page cache or, when Options.DirectIO is
 // set and they are declared at DirectMinSize or more, with direct I/O
-// (O_DIRECT); either way they are fsynced at commit.
+// (O_DIRECT); either way they are fsynced at commit. With
+// Options.RecycleBytes, the files of deleted large blobs are reused for new
+// blobs (recycle.go).
 //
 // A process that crashed leaves temporary files behind; New removes them,
 // because the process that calls New owns root (it holds root/LOCK) and so
@@ -47,6 +49,10 @@ type Options struct {
 	// a lower bandwidth with it than with the kernel's write-back, so it
 	// is the operator's choice.
 	DirectIO bool
+	// RecycleBytes is how many bytes of deleted blobs' files are kept, for
+	// up to 30 seconds, to be overwritten by new blobs of about their size
+	// (see recycle.go); 0 turns recycling off.
+	RecycleBytes int64
 }
 
 // Store is a storage.Blobs on a local file system.
@@ -67,6 +73,8 @@ type Store struct {
 	trashMu   sync.RWMutex
 	trash     chan string // nil once closed
 	trashDone chan struct{}
+
+	recycle recycler
 }
 
 // trashQueue bounds the deleted files waiting to be unlinked; past it,
@@ -87,6 +95,8 @@ func New(root string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("fsblob: %s: %w", root, err)
 	}
 	s := &Store{root: root, tmp: filepath.Join(root, "tmp"), noSync: opts.NoSync, direct: opts.DirectIO, unlock: unlock}
+	s.recycle = recycler{ttl: spareTTL, open: map[string]int{}}
+	s.recycle.maxBytes.Store(max(opts.RecycleBytes, 0))
 	// Leftovers of a crashed process: no one else can be writing them.
 	if err := os.RemoveAll(s.tmp); err != nil {
 		_ = unlock()
@@ -102,11 +112,28 @@ func New(root string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// emptyTrash unlinks deleted blobs until Close.
+// emptyTrash unlinks deleted blobs until Close, and the spares kept for
+// recycling once they expire.
 func (s *Store) emptyTrash(trash <-chan string) {
 	defer close(s.trashDone)
-	for name := range trash {
-		_ = os.Remove(name) // what is left is removed with tmp at the next start
+	var tick <-chan time.Time
+	if s.recycle.maxBytes.Load() > 0 {
+		t := time.NewTicker(s.recycle.ttl / 3)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case name, ok := <-trash:
+			if !ok {
+				return
+			}
+			_ = os.Remove(name) // what is left is removed with tmp at the next start
+		case now := <-tick:
+			for _, name := range s.recycle.expire(now, false) {
+				_ = os.Remove(name)
+			}
+		}
 	}
 }
 
@@ -120,6 +147,7 @@ func (s *Store) Close() error {
 	}
 	s.trashMu.Unlock()
 	<-s.trashDone
+	s.freeSpares()
 	if err := s.unlock(); err != nil {
 		return fmt.Errorf("fsblob: unlock %s: %w", s.root, err)
 	}
@@ -213,15 +241,29 @@ func (s *Store) Create(ctx context.Context, sizeHint int64) (storage.BlobWriter,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(s.tmp, "w-*")
-	if err != nil {
-		return nil, fmt.Errorf("fsblob: create temporary file: %w", mapErr(err))
+	w := &writer{s: s}
+	if sizeHint >= recycleMin {
+		if sp, ok := s.recycle.take(sizeHint); ok {
+			f, err := openSpare(sp)
+			if err == nil {
+				w.f, w.extent = f, sp.size
+			} else {
+				_ = os.Remove(sp.name)
+			}
+		}
 	}
-	w := &writer{s: s, f: f}
-	if sizeHint >= preallocMin {
-		preallocate(f, sizeHint)
-		w.prealloc = sizeHint
+	if w.f == nil {
+		f, err := os.CreateTemp(s.tmp, "w-*")
+		if err != nil {
+			return nil, fmt.Errorf("fsblob: create temporary file: %w", mapErr(err))
+		}
+		w.f = f
+		if sizeHint >= preallocMin {
+			preallocate(f, sizeHint)
+			w.extent = sizeHint
+		}
 	}
+	f := w.f
 	if s.direct && sizeHint >= DirectMinSize && setDirect(f, true) == nil {
 		w.stage = stagePool.Get().(*[]byte)
 		return w, nil
@@ -246,7 +288,10 @@ type writer struct {
 	stage  *[]byte // direct mode: aligned staging buffer
 	staged int     // bytes waiting in stage
 
-	prealloc int64 // bytes of blocks reserved at Create
+	// extent is how far the file may hold blocks (reserved at Create) or
+	// bytes (of the recycled blob it overwrites) that Write has not put
+	// there; Commit cuts the file to the bytes written.
+	extent int64
 }
 
 // preallocMin is the size hint from which Create reserves the blob's
@@ -270,7 +315,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	if w.stage != nil {
 		if err := w.writeDirect(p); err != nil {
-			w.err = fmt.Errorf("fsblob: write: %w", mapErr(err))
+			w.fail(err)
 			return 0, w.err
 		}
 		w.written += int64(len(p))
@@ -278,7 +323,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	n, err := w.bw.Write(p)
 	if err != nil {
-		w.err = fmt.Errorf("fsblob: write: %w", mapErr(err))
+		w.fail(err)
 	}
 	w.written += int64(n)
 	if inFile := w.written - int64(w.bw.Buffered()); !w.s.noSync && inFile-w.writeback >= writebackStep {
@@ -286,6 +331,15 @@ func (w *writer) Write(p []byte) (int, error) {
 		w.writeback = inFile
 	}
 	return n, w.err
+}
+
+// fail records a write error. A full disk first gets back the space the
+// spares hold, for the writes that follow.
+func (w *writer) fail(err error) {
+	w.err = fmt.Errorf("fsblob: write: %w", mapErr(err))
+	if errors.Is(w.err, storage.ErrStorageFull) {
+		w.s.freeSpares()
+	}
 }
 
 // writeDirect writes aligned runs of p straight from p when nothing is
@@ -414,11 +468,12 @@ func (w *writer) commit(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if err := w.flush(); err != nil {
-		return "", fmt.Errorf("fsblob: write: %w", mapErr(err))
+		w.fail(err)
+		return "", w.err
 	}
-	if w.prealloc > w.written {
-		// Shorter than announced: give back the blocks reserved past
-		// the end, which the file would otherwise keep.
+	if w.extent > w.written {
+		// Shorter than announced, or than the recycled file: give back
+		// the blocks past the end and drop the old blob's bytes there.
 		if err := w.f.Truncate(w.written); err != nil {
 			return "", fmt.Errorf("fsblob: truncate: %w", mapErr(err))
 		}
@@ -498,34 +553,59 @@ func (s *Store) Open(ctx context.Context, ref string) (storage.Blob, error) {
 	if !validRef(ref) {
 		return nil, fmt.Errorf("fsblob: malformed reference %q: %w", ref, storage.ErrBlobNotFound)
 	}
+	// Counted before the open, so that Delete does not recycle the file
+	// under this reader (see keep).
+	s.recycle.opened(ref)
 	f, err := os.Open(s.path(ref))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("fsblob: blob %s: %w", ref, storage.ErrBlobNotFound)
-	}
 	if err != nil {
+		s.recycle.closed(ref)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("fsblob: blob %s: %w", ref, storage.ErrBlobNotFound)
+		}
 		return nil, fmt.Errorf("fsblob: open blob %s: %w", ref, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
+		s.recycle.closed(ref)
 		return nil, fmt.Errorf("fsblob: stat blob %s: %w", ref, err)
 	}
-	return &blob{f: f, size: fi.Size()}, nil
+	return &blob{f: f, size: fi.Size(), mode: fi.Mode(), ref: ref, r: &s.recycle}, nil
 }
 
 // blob is an open blob file. It implements storage.FileBlob so that GET
 // can hand the file to the kernel (sendfile).
 type blob struct {
-	f    *os.File
-	size int64
+	f      *os.File
+	size   int64
+	mode   fs.FileMode
+	ref    string
+	r      *recycler
+	closed bool
 }
 
 var _ storage.FileBlob = (*blob)(nil)
 
 func (b *blob) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
 func (b *blob) Size() int64                             { return b.size }
-func (b *blob) File() *os.File                          { return b.f }
-func (b *blob) Close() error                            { return b.f.Close() }
+
+// File returns the open file, for sendfile. The kernel then sends the
+// file's cached pages by reference: they can sit in a socket queue, read
+// at any time later, after the blob is closed. A write into the same
+// pages would change what that reader gets, so the file is marked as sent
+// first and Delete never recycles a marked file (see recycle.go).
+func (b *blob) File() *os.File {
+	b.r.markSent(b.f, b.mode)
+	return b.f
+}
+
+func (b *blob) Close() error {
+	if !b.closed {
+		b.closed = true
+		b.r.closed(b.ref)
+	}
+	return b.f.Close()
+}
 
 // Delete removes a blob; a missing one is not an error. Readers that have
 // it open keep reading it (the file lives until they close it). The blob
@@ -539,8 +619,17 @@ func (s *Store) Delete(ctx context.Context, ref string) error {
 	if !validRef(ref) {
 		return fmt.Errorf("fsblob: malformed reference %q", ref)
 	}
+	path := s.path(ref)
+	if s.recycle.maxBytes.Load() > 0 {
+		if fi, err := os.Stat(path); err == nil {
+			kept, err := s.keep(ref, path, fi)
+			if kept || err != nil {
+				return err
+			}
+		}
+	}
 	trashed := filepath.Join(s.tmp, "d-"+ref)
-	if err := os.Rename(s.path(ref), trashed); err != nil {
+	if err := os.Rename(path, trashed); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}

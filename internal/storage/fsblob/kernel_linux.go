@@ -3,7 +3,9 @@ package fsblob
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -68,4 +70,12 @@ func preallocate(f *os.File, size int64) {
 	_ = onFd(f, func(fd int) error {
 		return unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, 0, size)
 	})
+}
+
+// singleLink reports whether fi's file has no other name than the one it
+// was found by: a blob hard-linked elsewhere (an operator's snapshot of
+// the data directory) must not be recycled.
+func singleLink(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 1
 }

@@ -4,6 +4,7 @@ package fsblob
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 )
 
@@ -24,3 +25,6 @@ func isDirectRefusal(error) bool { return false }
 
 // preallocate is a Linux optimisation; elsewhere files grow as written.
 func preallocate(*os.File, int64) {}
+
+// singleLink is not known here: no file is recycled.
+func singleLink(fs.FileInfo) bool { return false }

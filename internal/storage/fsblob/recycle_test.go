@@ -1,0 +1,378 @@
+package fsblob
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// putBytes stores data with its exact size as the hint, in 100 KiB writes.
+func putBytes(t *testing.T, s *Store, data []byte) string {
+	t.Helper()
+	w, err := s.Create(t.Context(), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := data; len(p) > 0; {
+		n := min(len(p), 100<<10)
+		if _, err := w.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	ref, err := w.Commit(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func readBlob(t *testing.T, s *Store, ref string) []byte {
+	t.Helper()
+	b, err := s.Open(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func stat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}
+
+// spares lists the recycled files waiting in tmp.
+func spares(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	for _, n := range tmpFiles(t, root) {
+		if strings.HasPrefix(n, "r-") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestRecycledFileIsOverwritten: a deleted blob's file becomes the next
+// blob of about its size; the new blob has exactly its own bytes, none of
+// the old one's past its end.
+func TestRecycledFileIsOverwritten(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root, Options{RecycleBytes: 64 << 20})
+	old := randomBytes(1, 3<<20)
+	oldRef := putBytes(t, s, old)
+	oldFile := stat(t, s.path(oldRef))
+	if err := s.Delete(t.Context(), oldRef); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.path(oldRef)); !os.IsNotExist(err) {
+		t.Fatalf("deleted blob still at its path: %v", err)
+	}
+	if _, err := s.Open(t.Context(), oldRef); err == nil {
+		t.Fatal("deleted blob still opens")
+	}
+	if got := spares(t, root); len(got) != 1 {
+		t.Fatalf("spares after delete: %v, want one", got)
+	}
+
+	// Shorter than the spare, with an unaligned end.
+	fresh := randomBytes(2, 2<<20+12345)
+	ref := putBytes(t, s, fresh)
+	if ref == oldRef {
+		t.Fatal("the new blob got the old reference")
+	}
+	fi := stat(t, s.path(ref))
+	if !os.SameFile(oldFile, fi) {
+		t.Fatal("the new blob was not written over the deleted blob's file")
+	}
+	if fi.Size() != int64(len(fresh)) {
+		t.Fatalf("size %d, want %d: the old blob's tail was kept", fi.Size(), len(fresh))
+	}
+	if !bytes.Equal(readBlob(t, s, ref), fresh) {
+		t.Fatal("recycled blob reads back different bytes")
+	}
+	if got := tmpFiles(t, root); len(got) != 0 {
+		t.Fatalf("tmp after the commit: %v", got)
+	}
+
+	// A blob larger than every spare gets a new file.
+	bigRef := putBytes(t, s, randomBytes(3, 4<<20))
+	if err := s.Delete(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	big2 := putBytes(t, s, randomBytes(4, 4<<20))
+	if os.SameFile(fi, stat(t, s.path(big2))) {
+		t.Fatal("a 4 MiB blob was written over a 2 MiB spare")
+	}
+	if !bytes.Equal(readBlob(t, s, bigRef), randomBytes(3, 4<<20)) {
+		t.Fatal("an unrelated blob changed")
+	}
+}
+
+// TestOpenBlobNotRecycled: a blob deleted while a reader has it open keeps
+// its bytes for that reader, so its file is not reused.
+func TestOpenBlobNotRecycled(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root, Options{RecycleBytes: 64 << 20})
+	old := randomBytes(5, 2<<20)
+	oldRef := putBytes(t, s, old)
+	oldFile := stat(t, s.path(oldRef))
+	b, err := s.Open(t.Context(), oldRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(t.Context(), oldRef); err != nil {
+		t.Fatal(err)
+	}
+	if got := spares(t, root); len(got) != 0 {
+		t.Fatalf("a blob open for reading became a spare: %v", got)
+	}
+	ref := putBytes(t, s, randomBytes(6, 2<<20))
+	if os.SameFile(oldFile, stat(t, s.path(ref))) {
+		t.Fatal("a new blob was written over a file a reader has open")
+	}
+	got, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, old) {
+		t.Fatal("the reader of a deleted blob read other bytes")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.recycle.open); n != 0 {
+		t.Fatalf("%d references still counted open after Close", n)
+	}
+
+	// Once closed, the next blob's deletion is recycled as usual.
+	if err := s.Delete(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	if got := spares(t, root); len(got) != 1 {
+		t.Fatalf("spares: %v, want one", got)
+	}
+}
+
+// TestSentBlobNotRecycled: a blob whose file was handed out for sendfile
+// is never recycled, even after the reader closed it: the kernel may still
+// be sending its cached pages.
+func TestSentBlobNotRecycled(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root, Options{RecycleBytes: 64 << 20})
+	ref := putBytes(t, s, randomBytes(7, 2<<20))
+	b, err := s.Open(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.(*blob).File()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if stat(t, s.path(ref)).Mode()&sentMark == 0 {
+		t.Fatal("File did not mark the blob file")
+	}
+	// A second Open sees the mark and does not set it again.
+	b, err = s.Open(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.(*blob).File()
+	_ = b.Close()
+	if err := s.Delete(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	if got := spares(t, root); len(got) != 0 {
+		t.Fatalf("a sent blob became a spare: %v", got)
+	}
+}
+
+// TestLinkedBlobNotRecycled: a blob file with another name (a hard link,
+// as snapshots of the data directory make) is deleted, never overwritten.
+func TestLinkedBlobNotRecycled(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root, Options{RecycleBytes: 64 << 20})
+	data := randomBytes(8, 2<<20)
+	ref := putBytes(t, s, data)
+	snapshot := filepath.Join(t.TempDir(), "snapshot")
+	if err := os.Link(s.path(ref), snapshot); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	if got := spares(t, root); len(got) != 0 {
+		t.Fatalf("a hard-linked blob became a spare: %v", got)
+	}
+	putBytes(t, s, randomBytes(9, 2<<20))
+	if got, err := os.ReadFile(snapshot); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the snapshot's copy changed: %v", err)
+	}
+}
+
+// TestSpareLimits: spares are bounded in bytes, small blobs are never
+// kept, and with RecycleBytes 0 nothing is.
+func TestSpareLimits(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root, Options{RecycleBytes: 5 << 20})
+	var refs []string
+	for i := range 4 {
+		refs = append(refs, putBytes(t, s, randomBytes(uint64(10+i), 2<<20)))
+	}
+	small := putBytes(t, s, randomBytes(20, recycleMin-1))
+	for _, ref := range append(refs, small) {
+		if err := s.Delete(t.Context(), ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.recycle.mu.Lock()
+	n, bytes := len(s.recycle.spares), s.recycle.bytes
+	s.recycle.mu.Unlock()
+	if n != 2 || bytes != 4<<20 {
+		t.Fatalf("%d spares of %d bytes, want 2 of 4 MiB", n, bytes)
+	}
+	// The newest are kept; the evicted ones and the small blob are unlinked.
+	want := map[string]bool{"r-" + refs[2]: true, "r-" + refs[3]: true}
+	waitFor(t, func() bool {
+		names := tmpFiles(t, root)
+		if len(names) != 2 {
+			return false
+		}
+		for _, n := range names {
+			if !want[n] {
+				return false
+			}
+		}
+		return true
+	})
+
+	off := t.TempDir()
+	s2 := newStore(t, off, Options{})
+	ref := putBytes(t, s2, randomBytes(21, 2<<20))
+	if err := s2.Delete(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	if got := spares(t, off); len(got) != 0 {
+		t.Fatalf("recycling off, yet spares: %v", got)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("condition not reached in 5 s")
+		}
+	}
+}
+
+// TestSparesExpireAndClose: a spare not reused within spareTTL is unlinked,
+// and Close unlinks the rest.
+func TestSparesExpireAndClose(t *testing.T) {
+	old := spareTTL
+	spareTTL = 300 * time.Millisecond
+	t.Cleanup(func() { spareTTL = old })
+	root := t.TempDir()
+	s := newStore(t, root, Options{RecycleBytes: 64 << 20})
+	ref := putBytes(t, s, randomBytes(30, 2<<20))
+	if err := s.Delete(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	if got := spares(t, root); len(got) != 1 {
+		t.Fatalf("spares: %v, want one", got)
+	}
+	waitFor(t, func() bool { return len(tmpFiles(t, root)) == 0 })
+
+	root2 := t.TempDir()
+	s2, err := New(root2, Options{RecycleBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref = putBytes(t, s2, randomBytes(31, 2<<20))
+	if err := s2.Delete(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tmpFiles(t, root2); len(got) != 0 {
+		t.Fatalf("tmp after Close: %v", got)
+	}
+}
+
+// TestRecycledAbort: an aborted blob written over a spare leaves nothing.
+func TestRecycledAbort(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root, Options{RecycleBytes: 64 << 20})
+	ref := putBytes(t, s, randomBytes(40, 2<<20))
+	if err := s.Delete(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Create(t.Context(), 2<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(randomBytes(41, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if got := spares(t, root); len(got) != 1 {
+		t.Fatalf("the writer should hold the spare's file: %v", got)
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tmpFiles(t, root); len(got) != 0 {
+		t.Fatalf("tmp after Abort: %v", got)
+	}
+	s.recycle.mu.Lock()
+	defer s.recycle.mu.Unlock()
+	if len(s.recycle.spares) != 0 || s.recycle.bytes != 0 {
+		t.Fatalf("spares %v, %d bytes after the only one was taken", s.recycle.spares, s.recycle.bytes)
+	}
+}
+
+// TestRecycledDirect: direct I/O over a recycled file, with an unaligned
+// end, reads back exactly.
+func TestRecycledDirect(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root, Options{RecycleBytes: 64 << 20, DirectIO: true})
+	ref := putBytes(t, s, randomBytes(50, 8<<20))
+	oldFile := stat(t, s.path(ref))
+	if err := s.Delete(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	fresh := randomBytes(51, 6<<20+123)
+	ref = putBytes(t, s, fresh)
+	if !os.SameFile(oldFile, stat(t, s.path(ref))) {
+		t.Fatal("not written over the spare")
+	}
+	if !bytes.Equal(readBlob(t, s, ref), fresh) {
+		t.Fatal("direct write over a spare reads back different bytes")
+	}
+	if fi := stat(t, filepath.Join(s.path(ref))); fi.Size() != int64(len(fresh)) {
+		t.Fatalf("size %d, want %d", fi.Size(), len(fresh))
+	}
+}
