@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -26,6 +27,13 @@ type diskReport struct {
 	// OverwriteSyncOps: 4 KiB written in place in a preallocated file then
 	// fdatasync (data only, no metadata to commit).
 	OverwriteSyncOps float64 `json:"overwrite_4k_fdatasync_ops_per_sec"`
+	// NewFilesMiBps: 8 writers each writing 16 MiB files in 1 MiB writes,
+	// fdatasync, next file (each file deleted once written), as durable
+	// uploads of new keys do. RewriteMiBps: the same, but each writer
+	// rewrites 4 files of its own in place, as the store does when it
+	// writes new blobs over the files of replaced ones.
+	NewFilesMiBps float64 `json:"new_files_16m_8_writers_mib_per_sec,omitempty"`
+	RewriteMiBps  float64 `json:"rewrite_files_16m_8_writers_mib_per_sec,omitempty"`
 }
 
 func runDisk(args []string) error {
@@ -58,9 +66,15 @@ func runDisk(args []string) error {
 		if rep.OverwriteSyncOps, err = syncLoop(filepath.Join(d, "overwrite"), true, *loop); err != nil {
 			return err
 		}
+		if rep.NewFilesMiBps, err = fileWrites(d, false, *loop); err != nil {
+			return err
+		}
+		if rep.RewriteMiBps, err = fileWrites(d, true, *loop); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(os.Stderr, "disk: sequential write+fsync %.0f MiB/s; 4 KiB append+fdatasync %.0f ops/s; 4 KiB overwrite+fdatasync %.0f ops/s\n",
-		rep.SeqWriteMiBps, rep.AppendSyncOps, rep.OverwriteSyncOps)
+	fmt.Fprintf(os.Stderr, "disk: sequential write+fsync %.0f MiB/s; 4 KiB append+fdatasync %.0f ops/s; 4 KiB overwrite+fdatasync %.0f ops/s; 16 MiB files x8: new %.0f MiB/s, rewritten %.0f MiB/s\n",
+		rep.SeqWriteMiBps, rep.AppendSyncOps, rep.OverwriteSyncOps, rep.NewFilesMiBps, rep.RewriteMiBps)
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err
@@ -124,4 +138,75 @@ func syncLoop(path string, inPlace bool, d time.Duration) (float64, error) {
 		n++
 	}
 	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
+// fileWrites runs 8 writers of 16 MiB files, each file written in 1 MiB
+// writes and fdatasynced, for d; rewrite reuses 4 files per writer (made
+// and synced first), else each file is new and deleted once written.
+func fileWrites(dir string, rewrite bool, d time.Duration) (float64, error) {
+	const writers, fileSize, perWriter = 8, 16 << 20, 4
+	chunk := payload[:1<<20]
+	writeFile := func(name string, flags int) error {
+		f, err := os.OpenFile(name, flags, 0o600)
+		if err != nil {
+			return err
+		}
+		for off := 0; off < fileSize; off += len(chunk) {
+			if _, err := f.Write(chunk); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			f.Close()
+			return fmt.Errorf("fdatasync: %w", err)
+		}
+		return f.Close()
+	}
+	name := func(w, i int) string { return filepath.Join(dir, fmt.Sprintf("files-%d-%d", w, i)) }
+	if rewrite {
+		for w := range writers {
+			for i := range perWriter {
+				if err := writeFile(name(w, i), os.O_CREATE|os.O_WRONLY|os.O_TRUNC); err != nil {
+					return 0, err
+				}
+			}
+		}
+	}
+	var total atomic.Int64
+	errs := make(chan error, writers)
+	t0 := time.Now()
+	for w := range writers {
+		go func() {
+			var err error
+			for i := 0; err == nil && time.Since(t0) < d; i++ {
+				if rewrite {
+					err = writeFile(name(w, i%perWriter), os.O_WRONLY)
+				} else {
+					n := name(w, i)
+					if err = writeFile(n, os.O_CREATE|os.O_WRONLY|os.O_EXCL); err == nil {
+						err = os.Remove(n)
+					}
+				}
+				if err == nil {
+					total.Add(fileSize)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			return 0, fmt.Errorf("16 MiB file writes: %w", err)
+		}
+	}
+	elapsed := time.Since(t0).Seconds()
+	if rewrite {
+		for w := range writers {
+			for i := range perWriter {
+				_ = os.Remove(name(w, i))
+			}
+		}
+	}
+	return float64(total.Load()) / (1 << 20) / elapsed, nil
 }

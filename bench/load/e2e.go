@@ -224,6 +224,7 @@ func runE2E(args []string) error {
 	capPop := fs.Duration("populate-cap", 60*time.Second, "longest a server may take to populate the listing bucket")
 	loadsRe := fs.String("loads", "", "regexp: run only loads whose name matches (empty: all)")
 	nosync := fs.Bool("nosync", true, "also run the PUT loads against nfyio --unsafe-no-fsync")
+	norecycle := fs.Bool("norecycle", true, "also run the 16 MiB PUT loads against nfyio --recycle-bytes 0")
 	pprof := fs.Bool("pprof", false, "start nfyio with NFYIO_PPROF=1 (profiling while it runs)")
 	big := fs.Bool("big", true, "measure a 1 GiB PUT and GET against nfyio")
 	rounds := fs.Int("rounds", 3, "windows each load's measured time is split in, the servers taking turns")
@@ -287,6 +288,16 @@ func runE2E(args []string) error {
 			env:  cleanEnv(nfyioEnv...),
 		})
 	}
+	if *norecycle {
+		// The PUT loads overwrite their keys, so every PUT of a large blob
+		// finds the file of a replaced one to write over. This server shows
+		// what writing new files costs, as uploads of new keys do.
+		procs = append(procs, &proc{
+			name: "nfyio-norecycle", bin: *nfyioBin, dir: dir, ready: "/_nfyio/health/ready", ok200: true,
+			args: []string{"server", "--recycle-bytes", "0", "--address", "{addr}", "--data", filepath.Join(dir, "nfyio-norecycle-data")},
+			env:  cleanEnv(nfyioEnv...),
+		})
+	}
 	for _, p := range procs {
 		cmd := filepath.Base(p.bin) + " " + strings.Join(p.args, " ")
 		cmd = strings.ReplaceAll(strings.ReplaceAll(cmd, "{addr}", "127.0.0.1:PORT"), dir, "$WORK")
@@ -313,9 +324,11 @@ func runE2E(args []string) error {
 		}
 		return nil
 	}
+	// servers run every load; the nfyio variants only the loads extras
+	// names.
 	servers := procs[:0:0]
 	for _, p := range procs {
-		if p.name != "nfyio-nosync" {
+		if p.name != "nfyio-nosync" && p.name != "nfyio-norecycle" {
 			servers = append(servers, p)
 		}
 	}
@@ -331,15 +344,18 @@ func runE2E(args []string) error {
 		}
 	}
 	want := func(name string) bool { return only == nil || only.MatchString(name) }
+	var extras func(loadSpec) []string
 	begun := time.Now()
-	runLoads := func(specs []loadSpec, withNosync func(loadSpec) bool) {
+	runLoads := func(specs []loadSpec) {
 		for _, spec := range specs {
 			if !want(spec.Name) {
 				continue
 			}
 			ps := servers
-			if withNosync(spec) && byName("nfyio-nosync") != nil {
-				ps = append(slices.Clip(ps), byName("nfyio-nosync"))
+			for _, name := range extras(spec) {
+				if p := byName(name); p != nil {
+					ps = append(slices.Clip(ps), p)
+				}
 			}
 			tgs := make([]*target, len(ps))
 			for i, p := range ps {
@@ -366,7 +382,16 @@ func runE2E(args []string) error {
 	large := func(name, op string, conc int) loadSpec {
 		return loadSpec{Name: name, Op: op, Size: largeSize, Conc: conc, Bucket: smallBucket, Prefix: largePrefix, Keys: largeKeys}
 	}
-	isPut32 := func(s loadSpec) bool { return s.Op == "put" && s.Conc == 32 }
+	extras = func(s loadSpec) []string {
+		var names []string
+		if s.Op == "put" && s.Conc == 32 {
+			names = append(names, "nfyio-nosync")
+		}
+		if s.Op == "put" && s.Size >= 1<<20 {
+			names = append(names, "nfyio-norecycle")
+		}
+		return names
+	}
 
 	anyWanted := func(specs []loadSpec) bool {
 		return slices.ContainsFunc(specs, func(s loadSpec) bool { return want(s.Name) })
@@ -387,7 +412,7 @@ func runE2E(args []string) error {
 			}
 		}
 	}
-	runLoads(smallLoads, isPut32)
+	runLoads(smallLoads)
 
 	// 16 MiB objects.
 	largeLoads := []loadSpec{
@@ -401,7 +426,7 @@ func runE2E(args []string) error {
 			}
 		}
 	}
-	runLoads(largeLoads, isPut32)
+	runLoads(largeLoads)
 
 	// Listing pages of a 100,000-key bucket.
 	if want("LIST") {
