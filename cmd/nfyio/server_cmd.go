@@ -102,6 +102,7 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.CORSAllowOrigin = append(cfg.CORSAllowOrigin, o)
 	}
+	server.TuneGC()
 	cfg.MaxConcurrent = *maxConc
 	cfg.DirectIO = *directIO
 	// Profiling endpoints have no flag in --help: a debugging aid only.
