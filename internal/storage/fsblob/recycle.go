@@ -132,14 +132,17 @@ func (s *Store) keep(ref, path string, fi fs.FileInfo) (bool, error) {
 	return true, nil
 }
 
-// take returns a spare of at least size bytes, the smallest such, and
-// removes it from the spares; ok is false if there is none.
+// take returns a spare of at least size bytes and at most twice that, the
+// smallest such, and removes it from the spares; ok is false if there is
+// none. A much larger spare is left alone: cutting it to size at commit
+// would free its extra blocks and cached pages on the request's path,
+// which is the cost recycling avoids.
 func (r *recycler) take(size int64) (sp spare, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	best := -1
 	for i, c := range r.spares {
-		if c.size >= size && (best < 0 || c.size < r.spares[best].size) {
+		if c.size >= size && c.size <= 2*size && (best < 0 || c.size < r.spares[best].size) {
 			best = i
 		}
 	}

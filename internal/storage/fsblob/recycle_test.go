@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +130,19 @@ func TestRecycledFileIsOverwritten(t *testing.T) {
 	}
 	if !bytes.Equal(readBlob(t, s, bigRef), randomBytes(3, 4<<20)) {
 		t.Fatal("an unrelated blob changed")
+	}
+
+	// A spare more than twice the new blob's size is left for a better fit.
+	bigFile := stat(t, s.path(big2))
+	if err := s.Delete(t.Context(), big2); err != nil {
+		t.Fatal(err)
+	}
+	small := putBytes(t, s, randomBytes(5, 1<<20+1))
+	if os.SameFile(bigFile, stat(t, s.path(small))) {
+		t.Fatal("a 1 MiB blob was written over a 4 MiB spare")
+	}
+	if !slices.Contains(spares(t, root), "r-"+big2) {
+		t.Fatalf("spares: %v, want the 4 MiB one kept", spares(t, root))
 	}
 }
 
