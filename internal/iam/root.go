@@ -59,7 +59,7 @@ func (s *Service) EnsureRoot(ctx context.Context, envID, envSecret string, out i
 			return err
 		}
 		if root != nil {
-			err := s.update(ctx, root.ID, func(k *storage.AccessKey) error {
+			err := s.update(ctx, root.ID, nil, func(k *storage.AccessKey) error {
 				k.Root = false
 				k.Disabled = true
 				return nil
@@ -78,7 +78,7 @@ func (s *Service) EnsureRoot(ctx context.Context, envID, envSecret string, out i
 	if root != nil {
 		// Every admin key is disabled or expired: re-enable root, the
 		// documented way back in (restart the server).
-		err := s.update(ctx, root.ID, func(k *storage.AccessKey) error {
+		err := s.update(ctx, root.ID, nil, func(k *storage.AccessKey) error {
 			k.Disabled = false
 			k.Expires = time.Time{}
 			return nil
@@ -139,7 +139,7 @@ func (s *Service) adoptRoot(ctx context.Context, id, secret string) error {
 	if err != nil {
 		return err
 	}
-	return s.update(ctx, id, func(k *storage.AccessKey) error {
+	return s.update(ctx, id, nil, func(k *storage.AccessKey) error {
 		k.SealedSecret = sealed
 		k.Root = true
 		k.Scopes = []string{ScopeAdmin}

@@ -189,7 +189,7 @@ func TestEnsureRootRecoversFromLockout(t *testing.T) {
 	keys, _ := e.svc.List(ctx)
 	rootID := keys[0].ID
 	// Disable root behind the service's back (as a stale node might).
-	if err := e.meta.UpdateAccessKey(ctx, rootID, func(k *storage.AccessKey) error { k.Disabled = true; return nil }); err != nil {
+	if err := e.meta.UpdateAccessKey(ctx, rootID, nil, func(k *storage.AccessKey) error { k.Disabled = true; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()

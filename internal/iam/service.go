@@ -64,10 +64,6 @@ type Service struct {
 	// what it read, since that may predate the change.
 	gen uint64
 
-	// adminMu serialises the changes that can remove an admin key, so two
-	// concurrent requests on this node cannot each disable "the other" one.
-	adminMu sync.Mutex
-
 	onChange func(id string)
 }
 
@@ -238,12 +234,7 @@ func (s *Service) List(ctx context.Context) ([]storage.AccessKey, error) {
 // Disable makes key id unusable until Enable. Disabling the last usable
 // admin key fails with ErrLastAdmin.
 func (s *Service) Disable(ctx context.Context, id string) error {
-	s.adminMu.Lock()
-	defer s.adminMu.Unlock()
-	if err := s.checkNotLastAdmin(ctx, id); err != nil {
-		return err
-	}
-	return s.update(ctx, id, func(k *storage.AccessKey) error {
+	return s.update(ctx, id, notLastAdmin(id), func(k *storage.AccessKey) error {
 		k.Disabled = true
 		return nil
 	})
@@ -251,7 +242,7 @@ func (s *Service) Disable(ctx context.Context, id string) error {
 
 // Enable makes a disabled key usable again.
 func (s *Service) Enable(ctx context.Context, id string) error {
-	return s.update(ctx, id, func(k *storage.AccessKey) error {
+	return s.update(ctx, id, nil, func(k *storage.AccessKey) error {
 		k.Disabled = false
 		return nil
 	})
@@ -260,12 +251,11 @@ func (s *Service) Enable(ctx context.Context, id string) error {
 // Delete removes key id. Deleting the last usable admin key fails with
 // ErrLastAdmin.
 func (s *Service) Delete(ctx context.Context, id string) error {
-	s.adminMu.Lock()
-	defer s.adminMu.Unlock()
-	if err := s.checkNotLastAdmin(ctx, id); err != nil {
+	err := s.meta.DeleteAccessKey(ctx, id, notLastAdmin(id))
+	if errors.Is(err, ErrLastAdmin) {
 		return err
 	}
-	if err := s.meta.DeleteAccessKey(ctx, id); err != nil {
+	if err != nil {
 		return fmt.Errorf("iam: delete access key %s: %w", id, err)
 	}
 	s.changed(id)
@@ -290,14 +280,18 @@ func (s *Service) setSecret(ctx context.Context, id, secret string) error {
 	if err != nil {
 		return err
 	}
-	return s.update(ctx, id, func(k *storage.AccessKey) error {
+	return s.update(ctx, id, nil, func(k *storage.AccessKey) error {
 		k.SealedSecret = sealed
 		return nil
 	})
 }
 
-func (s *Service) update(ctx context.Context, id string, change func(*storage.AccessKey) error) error {
-	if err := s.meta.UpdateAccessKey(ctx, id, change); err != nil {
+func (s *Service) update(ctx context.Context, id string, check storage.KeysCheck, change func(*storage.AccessKey) error) error {
+	err := s.meta.UpdateAccessKey(ctx, id, check, change)
+	if errors.Is(err, ErrLastAdmin) {
+		return err
+	}
+	if err != nil {
 		return fmt.Errorf("iam: update access key %s: %w", id, err)
 	}
 	s.changed(id)
@@ -309,32 +303,33 @@ func usableAdmin(k *storage.AccessKey, now time.Time) bool {
 	return !k.Disabled && !expired(k, now) && slices.Contains(k.Scopes, ScopeAdmin)
 }
 
-// checkNotLastAdmin fails with ErrLastAdmin when id is a usable admin key and
-// no other usable admin key exists. It reports a missing key as not found.
-// Across nodes of a scale-out deployment two concurrent changes can still
-// both pass; adminMu only covers this node.
-func (s *Service) checkNotLastAdmin(ctx context.Context, id string) error {
-	keys, err := s.meta.ListAccessKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("iam: list access keys: %w", err)
-	}
-	now := time.Now()
-	var target *storage.AccessKey
-	others := 0
-	for i := range keys {
-		if keys[i].ID == id {
-			target = &keys[i]
-		} else if usableAdmin(&keys[i], now) {
-			others++
+// notLastAdmin returns the check, run by Meta in the transaction of a change
+// that can remove key id, that fails with ErrLastAdmin when id is a usable
+// admin key and no other usable admin key exists. Meta runs no other guarded
+// change between the check and the change, on any node, so two concurrent
+// requests cannot each disable "the other" of the last two admin keys.
+func notLastAdmin(id string) storage.KeysCheck {
+	return func(keys []storage.AccessKey) error {
+		now := time.Now()
+		var target *storage.AccessKey
+		others := 0
+		for i := range keys {
+			if keys[i].ID == id {
+				target = &keys[i]
+			} else if usableAdmin(&keys[i], now) {
+				others++
+			}
 		}
+		// Meta reports a missing id before it runs the check; this only
+		// keeps the check correct on its own.
+		if target == nil {
+			return fmt.Errorf("iam: access key %s: %w", id, storage.ErrKeyNotFound)
+		}
+		if usableAdmin(target, now) && others == 0 {
+			return ErrLastAdmin
+		}
+		return nil
 	}
-	if target == nil {
-		return fmt.Errorf("iam: access key %s: %w", id, storage.ErrKeyNotFound)
-	}
-	if usableAdmin(target, now) && others == 0 {
-		return ErrLastAdmin
-	}
-	return nil
 }
 
 // Key ID and secret alphabets: IDs look like AWS ones (upper-case letters

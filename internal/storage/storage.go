@@ -190,6 +190,18 @@ type AccessKey struct {
 // returned unchanged. It implements If-Match / If-None-Match on writes.
 type PutCheck func(old *Object) error
 
+// KeysCheck runs inside the transaction of an access key change with every
+// stored key (in ID order) as it is before the change. No other guarded
+// change (one given a non-nil KeysCheck) runs between the check and the
+// change, on one node or on many sharing the store, so a check can enforce an
+// invariant over the whole set of keys, such as "some usable admin key
+// remains". A non-nil error aborts the change and is returned unchanged. The
+// check may run more than once (a backend may retry its transaction), so it
+// must have no side effects, and it must not modify the keys it is given.
+// A key created concurrently may be missing from what it sees: creations are
+// not guarded.
+type KeysCheck func(keys []AccessKey) error
+
 // Meta is the metadata store. Each mutation is one transaction.
 type Meta interface {
 	CreateBucket(ctx context.Context, b Bucket) error // ErrBucketExists
@@ -229,10 +241,17 @@ type Meta interface {
 	AbortUpload(ctx context.Context, bucket, key, uploadID string) ([]Part, error)
 
 	PutAccessKey(ctx context.Context, k AccessKey) error // create only: ErrKeyExists
-	UpdateAccessKey(ctx context.Context, id string, change func(*AccessKey) error) error
+	// UpdateAccessKey applies change to key id in one transaction; the ID
+	// cannot change. A missing id gives ErrKeyNotFound before check runs;
+	// then check (may be nil) runs, then change. An error of either aborts
+	// the update and is returned unchanged.
+	UpdateAccessKey(ctx context.Context, id string, check KeysCheck, change func(*AccessKey) error) error
 	GetAccessKey(ctx context.Context, id string) (AccessKey, error)
 	ListAccessKeys(ctx context.Context) ([]AccessKey, error)
-	DeleteAccessKey(ctx context.Context, id string) error
+	// DeleteAccessKey removes key id. A missing id gives ErrKeyNotFound
+	// before check runs; then check (may be nil) runs, and its error aborts
+	// the delete and is returned unchanged.
+	DeleteAccessKey(ctx context.Context, id string, check KeysCheck) error
 
 	// Redeem records a one-time token; ErrAlreadyRedeemed if it was already.
 	// The record may be removed by SweepRedemptions once expires has passed.

@@ -318,15 +318,38 @@ func getAccessKey(tx *bolt.Tx, id string) (storage.AccessKey, error) {
 	return k, nil
 }
 
-// UpdateAccessKey applies change to a stored key in one transaction; the
-// ID cannot change.
-func (d *DB) UpdateAccessKey(ctx context.Context, id string, change func(*storage.AccessKey) error) error {
+// runKeysCheck runs check (when not nil) over every stored key, decoded in
+// the write transaction tx. bbolt has one writer at a time, so no other
+// change can come between the check and the caller's change. It keeps no
+// state outside tx, so a re-run transaction runs it afresh.
+func runKeysCheck(tx *bolt.Tx, check storage.KeysCheck) error {
+	if check == nil {
+		return nil
+	}
+	var keys []storage.AccessKey
+	err := tx.Bucket(bktKeys).ForEach(func(id, _ []byte) error {
+		k, err := getAccessKey(tx, string(id))
+		keys = append(keys, k)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return check(keys)
+}
+
+// UpdateAccessKey applies change to a stored key in one transaction, after
+// check (may be nil) passed; the ID cannot change.
+func (d *DB) UpdateAccessKey(ctx context.Context, id string, check storage.KeysCheck, change func(*storage.AccessKey) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return d.update(func(tx *bolt.Tx) error {
 		k, err := getAccessKey(tx, id)
 		if err != nil {
+			return err
+		}
+		if err := runKeysCheck(tx, check); err != nil {
 			return err
 		}
 		if err := change(&k); err != nil {
@@ -370,8 +393,9 @@ func (d *DB) ListAccessKeys(ctx context.Context) ([]storage.AccessKey, error) {
 	return out, err
 }
 
-// DeleteAccessKey removes a key; ErrKeyNotFound if there is none.
-func (d *DB) DeleteAccessKey(ctx context.Context, id string) error {
+// DeleteAccessKey removes a key, after check (may be nil) passed;
+// ErrKeyNotFound if there is none.
+func (d *DB) DeleteAccessKey(ctx context.Context, id string, check storage.KeysCheck) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -379,6 +403,9 @@ func (d *DB) DeleteAccessKey(ctx context.Context, id string) error {
 		keys := tx.Bucket(bktKeys)
 		if id == "" || keys.Get([]byte(id)) == nil {
 			return fmt.Errorf("access key %q: %w", id, storage.ErrKeyNotFound)
+		}
+		if err := runKeysCheck(tx, check); err != nil {
+			return err
 		}
 		return keys.Delete([]byte(id))
 	})

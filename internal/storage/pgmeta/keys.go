@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,16 +32,68 @@ func (db *DB) PutAccessKey(ctx context.Context, k storage.AccessKey) error {
 	})
 }
 
-// UpdateAccessKey runs change on the locked key and stores the result. The
-// id cannot change.
-func (db *DB) UpdateAccessKey(ctx context.Context, id string, change func(*storage.AccessKey) error) error {
-	return db.inTx(ctx, func(tx pgx.Tx) error {
+// lockKey locks key id for the rest of tx and returns it; ErrKeyNotFound
+// when absent. With a check, it locks every key instead and runs the check
+// over them (see lockAllKeys).
+func lockKey(ctx context.Context, tx pgx.Tx, id string, check storage.KeysCheck) (storage.AccessKey, error) {
+	if check == nil {
 		k, err := scanKey(tx.QueryRow(ctx, "SELECT "+keyCols+" FROM access_keys WHERE id = $1 FOR UPDATE", id))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: %s", storage.ErrKeyNotFound, id)
+			return storage.AccessKey{}, fmt.Errorf("%w: %s", storage.ErrKeyNotFound, id)
 		}
 		if err != nil {
-			return fmt.Errorf("pgmeta: update access key %s: %w", id, err)
+			return storage.AccessKey{}, fmt.Errorf("pgmeta: lock access key %s: %w", id, err)
+		}
+		return k, nil
+	}
+	keys, err := lockAllKeys(ctx, tx)
+	if err != nil {
+		return storage.AccessKey{}, err
+	}
+	i := slices.IndexFunc(keys, func(k storage.AccessKey) bool { return k.ID == id })
+	if i < 0 {
+		return storage.AccessKey{}, fmt.Errorf("%w: %s", storage.ErrKeyNotFound, id)
+	}
+	// The change gets its own copy, whatever the check does with its slice.
+	k := keys[i]
+	k.SealedSecret = slices.Clone(k.SealedSecret)
+	k.Scopes = slices.Clone(k.Scopes)
+	k.Buckets = slices.Clone(k.Buckets)
+	k.ContentTypes = slices.Clone(k.ContentTypes)
+	if err := check(keys); err != nil {
+		return storage.AccessKey{}, err
+	}
+	return k, nil
+}
+
+// lockAllKeys reads every key with a row lock held to the end of tx, which
+// is what makes a KeysCheck hold across nodes: two guarded changes both lock
+// every row, so the second waits for the first to end. Under READ COMMITTED
+// a SELECT FOR UPDATE that waited on a row returns the row as the other
+// transaction committed it (or skips it if that one deleted it), so the
+// second check sees the first change. ORDER BY sorts before locking, so
+// every guarded change locks in id order and two of them cannot deadlock.
+// Rows inserted after the statement began are not seen: creations are not
+// guarded (see storage.KeysCheck).
+func lockAllKeys(ctx context.Context, tx pgx.Tx) ([]storage.AccessKey, error) {
+	rows, err := tx.Query(ctx, "SELECT "+keyCols+" FROM access_keys ORDER BY id FOR UPDATE")
+	if err != nil {
+		return nil, fmt.Errorf("pgmeta: lock access keys: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.AccessKey, error) { return scanKey(r) })
+	if err != nil {
+		return nil, fmt.Errorf("pgmeta: lock access keys: %w", err)
+	}
+	return keys, nil
+}
+
+// UpdateAccessKey runs check (may be nil) and change on the locked key and
+// stores the result. The id cannot change.
+func (db *DB) UpdateAccessKey(ctx context.Context, id string, check storage.KeysCheck, change func(*storage.AccessKey) error) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		k, err := lockKey(ctx, tx, id, check)
+		if err != nil {
+			return err
 		}
 		if err := change(&k); err != nil {
 			return err
@@ -82,9 +135,15 @@ func (db *DB) ListAccessKeys(ctx context.Context) ([]storage.AccessKey, error) {
 	return ks, nil
 }
 
-// DeleteAccessKey removes the key; ErrKeyNotFound when absent.
-func (db *DB) DeleteAccessKey(ctx context.Context, id string) error {
+// DeleteAccessKey removes the key, after check (may be nil) passed;
+// ErrKeyNotFound when absent.
+func (db *DB) DeleteAccessKey(ctx context.Context, id string, check storage.KeysCheck) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
+		if check != nil {
+			if _, err := lockKey(ctx, tx, id, check); err != nil {
+				return err
+			}
+		}
 		tag, err := tx.Exec(ctx, "DELETE FROM access_keys WHERE id = $1", id)
 		if err != nil {
 			return fmt.Errorf("pgmeta: delete access key %s: %w", id, err)

@@ -37,6 +37,8 @@ func RunMeta(t *testing.T, newMeta func(t *testing.T) storage.Meta) {
 		{"CompleteUpload", testCompleteUpload},
 		{"AbortUpload", testAbortUpload},
 		{"AccessKeys", testAccessKeys},
+		{"KeysCheck", testKeysCheck},
+		{"KeysCheckConcurrent", testKeysCheckConcurrent},
 		{"Redeem", testRedeem},
 		{"RedeemConcurrent", testRedeemConcurrent},
 		{"SweepRedemptions", testSweepRedemptions},

@@ -487,7 +487,7 @@ func testAccessKeys(t *testing.T, m storage.Meta) {
 		t.Errorf("GetAccessKey(missing): %v, want ErrKeyNotFound", err)
 	}
 
-	err = m.UpdateAccessKey(ctx, k1.ID, func(k *storage.AccessKey) error {
+	err = m.UpdateAccessKey(ctx, k1.ID, nil, func(k *storage.AccessKey) error {
 		k.Disabled = true
 		k.Scopes = append(k.Scopes, "object:delete")
 		return nil
@@ -501,12 +501,12 @@ func testAccessKeys(t *testing.T, m storage.Meta) {
 	checkAccessKey(t, "after UpdateAccessKey", got, k1)
 
 	refused := errors.New("nope")
-	if err := m.UpdateAccessKey(ctx, k1.ID, func(k *storage.AccessKey) error { k.Name = "changed"; return refused }); err != refused {
+	if err := m.UpdateAccessKey(ctx, k1.ID, nil, func(k *storage.AccessKey) error { k.Name = "changed"; return refused }); err != refused {
 		t.Errorf("UpdateAccessKey with a failing change returned %v, want it unchanged", err)
 	}
 	got, _ = m.GetAccessKey(ctx, k1.ID)
 	checkAccessKey(t, "after failed update", got, k1)
-	if err := m.UpdateAccessKey(ctx, "AKIANOPE", func(*storage.AccessKey) error { return nil }); !errors.Is(err, storage.ErrKeyNotFound) {
+	if err := m.UpdateAccessKey(ctx, "AKIANOPE", nil, func(*storage.AccessKey) error { return nil }); !errors.Is(err, storage.ErrKeyNotFound) {
 		t.Errorf("UpdateAccessKey(missing): %v, want ErrKeyNotFound", err)
 	}
 
@@ -521,13 +521,13 @@ func testAccessKeys(t *testing.T, m storage.Meta) {
 	checkAccessKey(t, "listed k1", ks[0], k1)
 	checkAccessKey(t, "listed k2", ks[1], k2)
 
-	if err := m.DeleteAccessKey(ctx, k1.ID); err != nil {
+	if err := m.DeleteAccessKey(ctx, k1.ID, nil); err != nil {
 		t.Fatalf("DeleteAccessKey: %v", err)
 	}
 	if _, err := m.GetAccessKey(ctx, k1.ID); !errors.Is(err, storage.ErrKeyNotFound) {
 		t.Errorf("GetAccessKey after delete: %v", err)
 	}
-	if err := m.DeleteAccessKey(ctx, k1.ID); !errors.Is(err, storage.ErrKeyNotFound) {
+	if err := m.DeleteAccessKey(ctx, k1.ID, nil); !errors.Is(err, storage.ErrKeyNotFound) {
 		t.Errorf("second DeleteAccessKey: %v, want ErrKeyNotFound", err)
 	}
 	if ks, _ := m.ListAccessKeys(ctx); len(ks) != 1 || ks[0].ID != k2.ID {
