@@ -51,7 +51,10 @@ type Options struct {
 	DirectIO bool
 	// RecycleBytes is how many bytes of deleted blobs' files are kept, for
 	// up to 30 seconds, to be overwritten by new blobs of about their size
-	// (see recycle.go); 0 turns recycling off.
+	// (see recycle.go); 0 turns recycling off. NoSync turns it off too:
+	// without fsync, a crash can undo the commit that dropped a blob while
+	// keeping the new bytes written over its file, and the old key would
+	// then read another object's bytes instead of being lost.
 	RecycleBytes int64
 }
 
@@ -96,7 +99,9 @@ func New(root string, opts Options) (*Store, error) {
 	}
 	s := &Store{root: root, tmp: filepath.Join(root, "tmp"), noSync: opts.NoSync, direct: opts.DirectIO, unlock: unlock}
 	s.recycle = recycler{ttl: spareTTL, open: map[string]int{}}
-	s.recycle.maxBytes.Store(max(opts.RecycleBytes, 0))
+	if !opts.NoSync {
+		s.recycle.maxBytes.Store(max(opts.RecycleBytes, 0))
+	}
 	// Leftovers of a crashed process: no one else can be writing them.
 	if err := os.RemoveAll(s.tmp); err != nil {
 		_ = unlock()

@@ -283,14 +283,16 @@ func TestSpareLimits(t *testing.T) {
 		return true
 	})
 
-	off := t.TempDir()
-	s2 := newStore(t, off, Options{})
-	ref := putBytes(t, s2, randomBytes(21, 2<<20))
-	if err := s2.Delete(t.Context(), ref); err != nil {
-		t.Fatal(err)
-	}
-	if got := spares(t, off); len(got) != 0 {
-		t.Fatalf("recycling off, yet spares: %v", got)
+	for _, opts := range []Options{{}, {NoSync: true, RecycleBytes: 64 << 20}} {
+		off := t.TempDir()
+		s2 := newStore(t, off, opts)
+		ref := putBytes(t, s2, randomBytes(21, 2<<20))
+		if err := s2.Delete(t.Context(), ref); err != nil {
+			t.Fatal(err)
+		}
+		if got := spares(t, off); len(got) != 0 {
+			t.Fatalf("%+v: recycling should be off, yet spares: %v", opts, got)
+		}
 	}
 }
 
