@@ -303,7 +303,7 @@ func render(benches []goBench, rep *e2eReport, dr *diskReport, wall time.Duratio
 	if len(rep.Results) > 0 {
 		p("## End to end on loopback\n\n")
 		p("Same load, same client, one run: **nfyio** (embedded backends, durable writes), **versitygw** (posix backend; the peer), ")
-		p("**memserver** (bench/memserver: a map in memory, no auth; the loopback limit) and, for PUTs, **nfyio-nosync** (`--unsafe-no-fsync`) ")
+		p("**memserver** (bench/memserver: a map in memory, no auth; the loopback limit) and, for PUTs, **nfyio-nosync** (`--unsafe-no-fsync`, which also turns recycling off) ")
 		p("and **nfyio-norecycle** (`--recycle-bytes 0`: the PUT loads overwrite their keys, so nfyio writes each large blob over the file of a replaced one; ")
 		p("this is nfyio writing new files, as uploads of new keys do). ")
 		p("obj/s and MiB/s are over the measured window; latencies are per request; RSS is the server's VmRSS, sampled every 100 ms; ")
