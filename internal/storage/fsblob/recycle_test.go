@@ -2,6 +2,7 @@ package fsblob
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -77,6 +78,21 @@ func spares(t *testing.T, root string) []string {
 	return out
 }
 
+func mustDelete(t *testing.T, s *Store, ref string) {
+	t.Helper()
+	if err := s.Delete(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantSpares fails unless n recycled files wait in root's tmp.
+func wantSpares(t *testing.T, root string, n int, why string) {
+	t.Helper()
+	if got := spares(t, root); len(got) != n {
+		t.Fatalf("%s: spares %v, want %d", why, got, n)
+	}
+}
+
 // TestRecycledFileIsOverwritten: a deleted blob's file becomes the next
 // blob of about its size; the new blob has exactly its own bytes, none of
 // the old one's past its end.
@@ -86,18 +102,14 @@ func TestRecycledFileIsOverwritten(t *testing.T) {
 	old := randomBytes(1, 3<<20)
 	oldRef := putBytes(t, s, old)
 	oldFile := stat(t, s.path(oldRef))
-	if err := s.Delete(t.Context(), oldRef); err != nil {
-		t.Fatal(err)
-	}
+	mustDelete(t, s, oldRef)
 	if _, err := os.Stat(s.path(oldRef)); !os.IsNotExist(err) {
 		t.Fatalf("deleted blob still at its path: %v", err)
 	}
 	if _, err := s.Open(t.Context(), oldRef); err == nil {
 		t.Fatal("deleted blob still opens")
 	}
-	if got := spares(t, root); len(got) != 1 {
-		t.Fatalf("spares after delete: %v, want one", got)
-	}
+	wantSpares(t, root, 1, "after Delete")
 
 	// Shorter than the spare, with an unaligned end.
 	fresh := randomBytes(2, 2<<20+12345)
@@ -121,9 +133,7 @@ func TestRecycledFileIsOverwritten(t *testing.T) {
 
 	// A blob larger than every spare gets a new file.
 	bigRef := putBytes(t, s, randomBytes(3, 4<<20))
-	if err := s.Delete(t.Context(), ref); err != nil {
-		t.Fatal(err)
-	}
+	mustDelete(t, s, ref)
 	big2 := putBytes(t, s, randomBytes(4, 4<<20))
 	if os.SameFile(fi, stat(t, s.path(big2))) {
 		t.Fatal("a 4 MiB blob was written over a 2 MiB spare")
@@ -134,9 +144,7 @@ func TestRecycledFileIsOverwritten(t *testing.T) {
 
 	// A spare more than twice the new blob's size is left for a better fit.
 	bigFile := stat(t, s.path(big2))
-	if err := s.Delete(t.Context(), big2); err != nil {
-		t.Fatal(err)
-	}
+	mustDelete(t, s, big2)
 	small := putBytes(t, s, randomBytes(5, 1<<20+1))
 	if os.SameFile(bigFile, stat(t, s.path(small))) {
 		t.Fatal("a 1 MiB blob was written over a 4 MiB spare")
@@ -158,12 +166,8 @@ func TestOpenBlobNotRecycled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(t.Context(), oldRef); err != nil {
-		t.Fatal(err)
-	}
-	if got := spares(t, root); len(got) != 0 {
-		t.Fatalf("a blob open for reading became a spare: %v", got)
-	}
+	mustDelete(t, s, oldRef)
+	wantSpares(t, root, 0, "a blob open for reading became a spare")
 	ref := putBytes(t, s, randomBytes(6, 2<<20))
 	if os.SameFile(oldFile, stat(t, s.path(ref))) {
 		t.Fatal("a new blob was written over a file a reader has open")
@@ -183,12 +187,8 @@ func TestOpenBlobNotRecycled(t *testing.T) {
 	}
 
 	// Once closed, the next blob's deletion is recycled as usual.
-	if err := s.Delete(t.Context(), ref); err != nil {
-		t.Fatal(err)
-	}
-	if got := spares(t, root); len(got) != 1 {
-		t.Fatalf("spares: %v, want one", got)
-	}
+	mustDelete(t, s, ref)
+	wantSpares(t, root, 1, "after Delete")
 }
 
 // TestSentBlobNotRecycled: a blob whose file was handed out for sendfile
@@ -216,12 +216,8 @@ func TestSentBlobNotRecycled(t *testing.T) {
 	}
 	_ = b.(*blob).File()
 	_ = b.Close()
-	if err := s.Delete(t.Context(), ref); err != nil {
-		t.Fatal(err)
-	}
-	if got := spares(t, root); len(got) != 0 {
-		t.Fatalf("a sent blob became a spare: %v", got)
-	}
+	mustDelete(t, s, ref)
+	wantSpares(t, root, 0, "a sent blob became a spare")
 }
 
 // TestLinkedBlobNotRecycled: a blob file with another name (a hard link,
@@ -235,12 +231,8 @@ func TestLinkedBlobNotRecycled(t *testing.T) {
 	if err := os.Link(s.path(ref), snapshot); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(t.Context(), ref); err != nil {
-		t.Fatal(err)
-	}
-	if got := spares(t, root); len(got) != 0 {
-		t.Fatalf("a hard-linked blob became a spare: %v", got)
-	}
+	mustDelete(t, s, ref)
+	wantSpares(t, root, 0, "a hard-linked blob became a spare")
 	putBytes(t, s, randomBytes(9, 2<<20))
 	if got, err := os.ReadFile(snapshot); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("the snapshot's copy changed: %v", err)
@@ -258,9 +250,7 @@ func TestSpareLimits(t *testing.T) {
 	}
 	small := putBytes(t, s, randomBytes(20, recycleMin-1))
 	for _, ref := range append(refs, small) {
-		if err := s.Delete(t.Context(), ref); err != nil {
-			t.Fatal(err)
-		}
+		mustDelete(t, s, ref)
 	}
 	s.recycle.mu.Lock()
 	n, bytes := len(s.recycle.spares), s.recycle.bytes
@@ -287,12 +277,8 @@ func TestSpareLimits(t *testing.T) {
 		off := t.TempDir()
 		s2 := newStore(t, off, opts)
 		ref := putBytes(t, s2, randomBytes(21, 2<<20))
-		if err := s2.Delete(t.Context(), ref); err != nil {
-			t.Fatal(err)
-		}
-		if got := spares(t, off); len(got) != 0 {
-			t.Fatalf("%+v: recycling should be off, yet spares: %v", opts, got)
-		}
+		mustDelete(t, s2, ref)
+		wantSpares(t, off, 0, fmt.Sprintf("%+v: recycling should be off", opts))
 	}
 }
 
@@ -314,12 +300,8 @@ func TestSparesExpireAndClose(t *testing.T) {
 	root := t.TempDir()
 	s := newStore(t, root, Options{RecycleBytes: 64 << 20})
 	ref := putBytes(t, s, randomBytes(30, 2<<20))
-	if err := s.Delete(t.Context(), ref); err != nil {
-		t.Fatal(err)
-	}
-	if got := spares(t, root); len(got) != 1 {
-		t.Fatalf("spares: %v, want one", got)
-	}
+	mustDelete(t, s, ref)
+	wantSpares(t, root, 1, "after Delete")
 	waitFor(t, func() bool { return len(tmpFiles(t, root)) == 0 })
 
 	root2 := t.TempDir()
@@ -328,9 +310,7 @@ func TestSparesExpireAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref = putBytes(t, s2, randomBytes(31, 2<<20))
-	if err := s2.Delete(t.Context(), ref); err != nil {
-		t.Fatal(err)
-	}
+	mustDelete(t, s2, ref)
 	if err := s2.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -344,9 +324,7 @@ func TestRecycledAbort(t *testing.T) {
 	root := t.TempDir()
 	s := newStore(t, root, Options{RecycleBytes: 64 << 20})
 	ref := putBytes(t, s, randomBytes(40, 2<<20))
-	if err := s.Delete(t.Context(), ref); err != nil {
-		t.Fatal(err)
-	}
+	mustDelete(t, s, ref)
 	w, err := s.Create(t.Context(), 2<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -354,9 +332,7 @@ func TestRecycledAbort(t *testing.T) {
 	if _, err := w.Write(randomBytes(41, 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	if got := spares(t, root); len(got) != 1 {
-		t.Fatalf("the writer should hold the spare's file: %v", got)
-	}
+	wantSpares(t, root, 1, "the writer should hold the spare's file")
 	if err := w.Abort(); err != nil {
 		t.Fatal(err)
 	}
@@ -377,9 +353,7 @@ func TestRecycledDirect(t *testing.T) {
 	s := newStore(t, root, Options{RecycleBytes: 64 << 20, DirectIO: true})
 	ref := putBytes(t, s, randomBytes(50, 8<<20))
 	oldFile := stat(t, s.path(ref))
-	if err := s.Delete(t.Context(), ref); err != nil {
-		t.Fatal(err)
-	}
+	mustDelete(t, s, ref)
 	fresh := randomBytes(51, 6<<20+123)
 	ref = putBytes(t, s, fresh)
 	if !os.SameFile(oldFile, stat(t, s.path(ref))) {
