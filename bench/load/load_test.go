@@ -153,3 +153,20 @@ func TestPayloadFileOutlivesGC(t *testing.T) {
 		t.Fatalf("%s holds %d bytes, not the %d-byte payload", path, len(got), len(payload))
 	}
 }
+
+func TestFmtRatio(t *testing.T) {
+	for _, c := range []struct {
+		v    float64
+		want string
+	}{
+		{0.7986, "0.799×"}, {0.8, "0.80×"}, {0.8031, "0.80×"}, {1.996, "1.996×"},
+		{2.004, "2.00×"}, {0.34, "0.34×"}, {2.72, "2.72×"},
+	} {
+		if got := fmtRatio(c.v, true); got != c.want {
+			t.Errorf("fmtRatio(%v) = %q, want %q", c.v, got, c.want)
+		}
+	}
+	if got := fmtRatio(0, false); got != "–" {
+		t.Errorf("unknown ratio: %q", got)
+	}
+}

@@ -210,7 +210,15 @@ func fmtRatio(v float64, ok bool) string {
 	if !ok {
 		return "–"
 	}
-	return fmt.Sprintf("%.2f×", v)
+	s := fmt.Sprintf("%.2f×", v)
+	// Two decimals can round a miss up to the threshold (0.798 shows as
+	// 0.80×, next to "not met"): then show three.
+	for _, limit := range []float64{0.8, 2} {
+		if v < limit && s == fmt.Sprintf("%.2f×", limit) {
+			return fmt.Sprintf("%.3f×", v)
+		}
+	}
+	return s
 }
 
 func metOrNot(ok, known bool) string {
