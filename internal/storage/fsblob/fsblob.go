@@ -252,6 +252,7 @@ func (s *Store) Create(ctx context.Context, sizeHint int64) (storage.BlobWriter,
 			f, err := openSpare(sp)
 			if err == nil {
 				w.f, w.extent = f, sp.size
+				s.recycle.reused.Add(1)
 			} else {
 				_ = os.Remove(sp.name)
 			}

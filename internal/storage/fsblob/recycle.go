@@ -42,6 +42,8 @@ type recycler struct {
 	maxBytes atomic.Int64  // 0: recycling is off
 	ttl      time.Duration // a spare not reused by then is unlinked
 
+	reused atomic.Int64 // blobs written over a spare, for tests
+
 	mu     sync.Mutex
 	spares []spare // oldest first
 	bytes  int64   // sum of spares' sizes
