@@ -66,10 +66,12 @@ const recycleMin = 1 << 20
 // the owner's execute bit, which no blob file has otherwise.
 const sentMark fs.FileMode = 0o100
 
-// markSent marks f (of mode mode, as Open found it) as sent. If the mark
-// cannot be set, recycling stops for good: the file would look recyclable.
+// markSent marks f (of mode mode, as Open found it) as sent, with recycling
+// on or off: pages can outlive the process that sent them (a local reader's
+// socket queue), and the next process may recycle. If the mark cannot be
+// set, recycling stops for good: the file would look recyclable.
 func (r *recycler) markSent(f *os.File, mode fs.FileMode) {
-	if r.maxBytes.Load() == 0 || mode&sentMark != 0 {
+	if mode&sentMark != 0 {
 		return
 	}
 	if err := f.Chmod(mode.Perm() | sentMark); err != nil {
