@@ -218,6 +218,18 @@ func TestSentBlobNotRecycled(t *testing.T) {
 	_ = b.Close()
 	mustDelete(t, s, ref)
 	wantSpares(t, root, 0, "a sent blob became a spare")
+
+	// Marked with recycling off too: a later process may recycle.
+	off := newStore(t, t.TempDir(), Options{})
+	ref = putBytes(t, off, randomBytes(7, 2<<20))
+	if b, err = off.Open(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.(*blob).File()
+	_ = b.Close()
+	if stat(t, off.path(ref)).Mode()&sentMark == 0 {
+		t.Fatal("File did not mark the blob file with recycling off")
+	}
 }
 
 // TestLinkedBlobNotRecycled: a blob file with another name (a hard link,
