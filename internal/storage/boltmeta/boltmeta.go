@@ -310,6 +310,10 @@ func getAccessKey(tx *bolt.Tx, id string) (storage.AccessKey, error) {
 	if v == nil || id == "" {
 		return storage.AccessKey{}, fmt.Errorf("access key %q: %w", id, storage.ErrKeyNotFound)
 	}
+	return decodeAccessKey(id, v)
+}
+
+func decodeAccessKey(id string, v []byte) (storage.AccessKey, error) {
 	var k storage.AccessKey
 	if err := json.Unmarshal(v, &k); err != nil {
 		return storage.AccessKey{}, fmt.Errorf("boltmeta: access key %q: %w: %v", id, errCorrupt, err)
@@ -326,16 +330,22 @@ func runKeysCheck(tx *bolt.Tx, check storage.KeysCheck) error {
 	if check == nil {
 		return nil
 	}
-	var keys []storage.AccessKey
-	err := tx.Bucket(bktKeys).ForEach(func(id, _ []byte) error {
-		k, err := getAccessKey(tx, string(id))
-		keys = append(keys, k)
-		return err
-	})
+	keys, err := allAccessKeys(tx)
 	if err != nil {
 		return err
 	}
 	return check(keys)
+}
+
+// allAccessKeys decodes every stored key, in ID order.
+func allAccessKeys(tx *bolt.Tx) ([]storage.AccessKey, error) {
+	var keys []storage.AccessKey
+	err := tx.Bucket(bktKeys).ForEach(func(id, v []byte) error {
+		k, err := decodeAccessKey(string(id), v)
+		keys = append(keys, k)
+		return err
+	})
+	return keys, err
 }
 
 // UpdateAccessKey applies change to a stored key in one transaction, after
@@ -383,12 +393,9 @@ func (d *DB) ListAccessKeys(ctx context.Context) ([]storage.AccessKey, error) {
 		return nil, err
 	}
 	var out []storage.AccessKey
-	err := d.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bktKeys).ForEach(func(id, _ []byte) error {
-			k, err := getAccessKey(tx, string(id))
-			out = append(out, k)
-			return err
-		})
+	err := d.db.View(func(tx *bolt.Tx) (err error) {
+		out, err = allAccessKeys(tx)
+		return err
 	})
 	return out, err
 }

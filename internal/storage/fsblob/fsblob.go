@@ -142,6 +142,19 @@ func (s *Store) emptyTrash(trash <-chan string) {
 	}
 }
 
+// discard hands a file in tmp to the background unlinker, or unlinks it at
+// once (returning that error) if its queue is full or the store is closed.
+func (s *Store) discard(name string) error {
+	s.trashMu.RLock()
+	defer s.trashMu.RUnlock()
+	select {
+	case s.trash <- name: // a nil channel (closed store) never takes it
+		return nil
+	default:
+		return os.Remove(name)
+	}
+}
+
 // Close unlinks the deleted blobs still queued and releases the directory
 // lock. Blobs already open stay readable.
 func (s *Store) Close() error {
@@ -641,14 +654,7 @@ func (s *Store) Delete(ctx context.Context, ref string) error {
 		}
 		return fmt.Errorf("fsblob: delete blob %s: %w", ref, err)
 	}
-	s.trashMu.RLock()
-	defer s.trashMu.RUnlock()
-	select {
-	case s.trash <- trashed: // a nil channel (closed store) never takes it
-		return nil
-	default:
-	}
-	if err := os.Remove(trashed); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := s.discard(trashed); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("fsblob: delete blob %s: %w", ref, err)
 	}
 	return nil

@@ -132,7 +132,9 @@ func (s *Store) keep(ref, path string, fi fs.FileInfo) (bool, error) {
 		r.spares = r.spares[1:]
 	}
 	r.mu.Unlock()
-	s.discard(evicted)
+	for _, name := range evicted {
+		_ = s.discard(name) // what is left is removed with tmp at the next start
+	}
 	return true, nil
 }
 
@@ -175,23 +177,6 @@ func (r *recycler) expire(now time.Time, all bool) []string {
 	}
 	r.spares = r.spares[n:]
 	return names
-}
-
-// discard hands files in tmp to the background unlinker, or unlinks them
-// at once if its queue is full or the store is closed.
-func (s *Store) discard(names []string) {
-	if len(names) == 0 {
-		return
-	}
-	s.trashMu.RLock()
-	defer s.trashMu.RUnlock()
-	for _, name := range names {
-		select {
-		case s.trash <- name: // a nil channel (closed store) never takes it
-		default:
-			_ = os.Remove(name) // what is left is removed with tmp at the next start
-		}
-	}
 }
 
 // freeSpares unlinks every spare now, for a disk that is full: the space

@@ -54,16 +54,10 @@ func lockKey(ctx context.Context, tx pgx.Tx, id string, check storage.KeysCheck)
 	if i < 0 {
 		return storage.AccessKey{}, fmt.Errorf("%w: %s", storage.ErrKeyNotFound, id)
 	}
-	// The change gets its own copy, whatever the check does with its slice.
-	k := keys[i]
-	k.SealedSecret = slices.Clone(k.SealedSecret)
-	k.Scopes = slices.Clone(k.Scopes)
-	k.Buckets = slices.Clone(k.Buckets)
-	k.ContentTypes = slices.Clone(k.ContentTypes)
 	if err := check(keys); err != nil {
 		return storage.AccessKey{}, err
 	}
-	return k, nil
+	return keys[i], nil
 }
 
 // lockAllKeys reads every key with a row lock held to the end of tx, which
@@ -76,11 +70,7 @@ func lockKey(ctx context.Context, tx pgx.Tx, id string, check storage.KeysCheck)
 // Rows inserted after the statement began are not seen: creations are not
 // guarded (see storage.KeysCheck).
 func lockAllKeys(ctx context.Context, tx pgx.Tx) ([]storage.AccessKey, error) {
-	rows, err := tx.Query(ctx, "SELECT "+keyCols+" FROM access_keys ORDER BY id FOR UPDATE")
-	if err != nil {
-		return nil, fmt.Errorf("pgmeta: lock access keys: %w", err)
-	}
-	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.AccessKey, error) { return scanKey(r) })
+	keys, err := queryKeys(ctx, tx, "SELECT "+keyCols+" FROM access_keys ORDER BY id FOR UPDATE")
 	if err != nil {
 		return nil, fmt.Errorf("pgmeta: lock access keys: %w", err)
 	}
@@ -124,15 +114,22 @@ func (db *DB) GetAccessKey(ctx context.Context, id string) (storage.AccessKey, e
 
 // ListAccessKeys returns every key, ordered by id.
 func (db *DB) ListAccessKeys(ctx context.Context) ([]storage.AccessKey, error) {
-	rows, err := db.pool.Query(ctx, "SELECT "+keyCols+" FROM access_keys ORDER BY id")
-	if err != nil {
-		return nil, fmt.Errorf("pgmeta: list access keys: %w", err)
-	}
-	ks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.AccessKey, error) { return scanKey(r) })
+	ks, err := queryKeys(ctx, db.pool, "SELECT "+keyCols+" FROM access_keys ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("pgmeta: list access keys: %w", err)
 	}
 	return ks, nil
+}
+
+// queryKeys runs a query of keyCols and scans every row.
+func queryKeys(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, sql string) ([]storage.AccessKey, error) {
+	rows, err := q.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.AccessKey, error) { return scanKey(r) })
 }
 
 // DeleteAccessKey removes the key, after check (may be nil) passed;
