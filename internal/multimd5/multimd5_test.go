@@ -375,6 +375,57 @@ func testStartWaitDoubleBuffered(t *testing.T) {
 	})
 }
 
+// TestQueueRing hashes like a pipelined upload does: fill the buffers of
+// a ring in turn, Queue each one without waiting for the others, and wait
+// only before refilling a buffer. Sizes include ones that are not whole
+// blocks and ones too small to share, which take Start's way; the lines
+// of queued buffers overflow when a ring is longer than a job's line.
+func TestQueueRing(t *testing.T) { forModes(t, testQueueRing) }
+
+func testQueueRing(t *testing.T) {
+	inParallel(t, 24, func(i int) error {
+		src := randomBytes(uint64(7000+i), 1<<20+i*5003)
+		want := md5.Sum(src)
+		h := New()
+		ring := make([][]byte, 2+i%7)
+		for k := range ring {
+			size := 32 << 10
+			switch i % 4 {
+			case 1:
+				size += BlockSize*k + 7 // a tail that is not a whole block
+			case 2:
+				size = shareMin / 2 // hashed alone
+			}
+			ring[k] = make([]byte, size)
+		}
+		rest := src
+		for k := 0; len(rest) > 0; k = (k + 1) % len(ring) {
+			if k == 0 {
+				h.Wait()
+				// Every buffer was waited for: scribbling over them must
+				// not change the digest.
+				for _, b := range ring {
+					for j := range b {
+						b[j] = 0x55
+					}
+				}
+			}
+			n := copy(ring[k], rest)
+			rest = rest[n:]
+			h.Queue(ring[k][:n])
+		}
+		if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
+			return fmt.Errorf("stream %d: got %x, want %x", i, got, want)
+		}
+		return nil
+	})
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.leading || len(shared.queue) != 0 {
+		t.Fatalf("scheduler not idle after all streams finished: leading=%v queue=%d", shared.leading, len(shared.queue))
+	}
+}
+
 // inParallel runs stream(0..n-1) in n goroutines and reports their errors.
 func inParallel(t *testing.T, n int, stream func(i int) error) {
 	t.Helper()

@@ -104,6 +104,16 @@ func (h *bodyHasher) start(p []byte) {
 	h.n += int64(len(p))
 }
 
+// queue is start without waiting for the MD5 of what was started or
+// queued before: p and those must all stay unchanged until h.md5.Wait.
+func (h *bodyHasher) queue(p []byte) {
+	h.md5.Queue(p)
+	if h.sum != nil {
+		h.sum.Write(p)
+	}
+	h.n += int64(len(p))
+}
+
 func (h *bodyHasher) md5Sum() []byte { return h.md5.Sum(h.buf[:0]) }
 
 func (h *bodyHasher) checksum() string {

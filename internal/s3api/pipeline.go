@@ -26,11 +26,12 @@ var pipelineBufs = sync.Pool{New: func() any { b := make([]byte, chunks*chunkSiz
 type filledChunk struct{ i, n int }
 
 // copyPipelined copies src to dst and through h like copyHashed. The
-// request's goroutine fills chunks of a ring and starts their MD5; a
+// request's goroutine fills chunks of a ring and queues their MD5; a
 // writer goroutine writes them to dst in order. A chunk is refilled only
-// once written (and its hash is done before the chunk after it starts).
-// When it returns, h holds the hashes of everything read and nothing
-// still uses the ring.
+// once written and hashed: the MD5 is waited for at the start of each
+// half of the ring, so up to half the ring is hashing while the request
+// reads on. When it returns, h holds the hashes of everything read and
+// nothing still uses the ring.
 func copyPipelined(dst io.Writer, src io.Reader, h *bodyHasher) (int64, error) {
 	bp := pipelineBufs.Get().(*[]byte)
 	defer pipelineBufs.Put(bp)
@@ -51,10 +52,14 @@ func copyPipelined(dst io.Writer, src io.Reader, h *bodyHasher) (int64, error) {
 			}
 			inFlight--
 		}
+		if i%(chunks/2) == 0 {
+			// The chunks of this half were queued a half ago.
+			h.md5.Wait()
+		}
 		chunk := ring[i*chunkSize : (i+1)*chunkSize]
 		n, err := fill(src, chunk)
 		if n > 0 {
-			h.start(chunk[:n])
+			h.queue(chunk[:n])
 			filled <- filledChunk{i, n}
 			inFlight++
 		}
