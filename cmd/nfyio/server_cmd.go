@@ -70,6 +70,7 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.NoSync, "unsafe-no-fsync", envBool("NFYIO_UNSAFE_NO_FSYNC", false), "UNSAFE: do not fsync writes; acknowledged data can be lost on power failure (NFYIO_UNSAFE_NO_FSYNC)")
 	directIO := fs.Bool("direct-io", envBool("NFYIO_DIRECT_IO", false), "write blob files of 4 MiB and more with direct I/O, bypassing the page cache: less CPU per large PUT, but some disks write slower this way (NFYIO_DIRECT_IO)")
 	fs.Int64Var(&cfg.RecycleBytes, "recycle-bytes", envInt("NFYIO_RECYCLE_BYTES", 1<<30), "bytes of deleted or replaced blob files (of 1 MiB and more) kept for up to 30 s so new uploads overwrite them instead of allocating new files; 0 disables, and so does --unsafe-no-fsync (NFYIO_RECYCLE_BYTES)")
+	localSendBuffer := fs.Int("local-send-buffer", int(envInt("NFYIO_LOCAL_SEND_BUFFER", server.DefaultLocalSendBuffer)), "send buffer in bytes of connections from clients on this host (a proxy in front of the store, a sidecar); the kernel would grow it to megabytes, which over loopback costs CPU; 0 leaves them to the kernel (NFYIO_LOCAL_SEND_BUFFER)")
 	fs.Int64Var(&cfg.InlineThreshold, "inline-threshold", envInt("NFYIO_INLINE_THRESHOLD", 64<<10), "objects up to this many bytes are stored inside the metadata record; -1 disables (NFYIO_INLINE_THRESHOLD)")
 	fs.DurationVar(&cfg.UploadMaxAge, "upload-max-age", envDuration("NFYIO_UPLOAD_MAX_AGE", 7*24*time.Hour), "unfinished multipart uploads older than this are aborted by the sweeper (NFYIO_UPLOAD_MAX_AGE)")
 	maxConc := fs.Int("max-concurrent", int(envInt("NFYIO_MAX_CONCURRENT", 1024)), "requests served at once before answering 503 SlowDown (NFYIO_MAX_CONCURRENT)")
@@ -105,6 +106,10 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	server.TuneGC()
 	cfg.MaxConcurrent = *maxConc
 	cfg.DirectIO = *directIO
+	cfg.LocalSendBuffer = *localSendBuffer
+	if cfg.LocalSendBuffer == 0 {
+		cfg.LocalSendBuffer = -1
+	}
 	// Profiling endpoints have no flag in --help: a debugging aid only.
 	cfg.Pprof = envBool("NFYIO_PPROF", false)
 	cfg.MasterKey = os.Getenv("NFYIO_MASTER_KEY")

@@ -59,6 +59,10 @@ type Config struct {
 	// RecycleBytes is how much space deleted blob files may keep to be
 	// overwritten by new blobs (fsblob); 0 turns recycling off.
 	RecycleBytes int64
+	// LocalSendBuffer is the send buffer (bytes) of connections from
+	// clients on the same host: 0 means DefaultLocalSendBuffer, a negative
+	// value leaves them to the kernel's autotuning like the others.
+	LocalSendBuffer int
 	// InlineThreshold: objects up to this size live in the metadata record.
 	InlineThreshold int64
 	// MaxConcurrent caps requests served at once; past it, 503 SlowDown.
@@ -106,6 +110,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Address == "" {
 		c.Address = "127.0.0.1:9000"
+	}
+	if c.LocalSendBuffer == 0 {
+		c.LocalSendBuffer = DefaultLocalSendBuffer
 	}
 	if c.DataDir == "" {
 		c.DataDir = "data"
@@ -479,6 +486,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.http = hs
 	s.mu.Unlock()
+	ln = localTuning{Listener: ln, sendBuffer: s.cfg.LocalSendBuffer}
 	var err error
 	if s.tls != nil {
 		err = hs.ServeTLS(ln, "", "")
