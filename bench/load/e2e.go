@@ -225,6 +225,7 @@ func runE2E(args []string) error {
 	loadsRe := fs.String("loads", "", "regexp: run only loads whose name matches (empty: all)")
 	nosync := fs.Bool("nosync", true, "also run the PUT loads against nfyio --unsafe-no-fsync")
 	norecycle := fs.Bool("norecycle", true, "also run the 16 MiB PUT loads against nfyio --recycle-bytes 0")
+	sendbuf := fs.Bool("sendbuf", true, "also run the 16 MiB GET loads against nfyio --local-send-buffer 0 and memserver with nfyio's send buffer")
 	pprof := fs.Bool("pprof", false, "start nfyio with NFYIO_PPROF=1 (profiling while it runs)")
 	big := fs.Bool("big", true, "measure a 1 GiB PUT and GET against nfyio")
 	rounds := fs.Int("rounds", 3, "windows each load's measured time is split in, the servers taking turns")
@@ -298,6 +299,20 @@ func runE2E(args []string) error {
 			env:  cleanEnv(nfyioEnv...),
 		})
 	}
+	if *sendbuf {
+		// nfyio sets a 256 KiB send buffer on connections from its own host
+		// (the loads' client); these two show that setting's share of the
+		// 16 MiB GET figures: nfyio without it, and the loopback limit with
+		// it.
+		procs = append(procs, &proc{
+			name: "nfyio-kernelbuf", bin: *nfyioBin, dir: dir, ready: "/_nfyio/health/ready", ok200: true,
+			args: []string{"server", "--local-send-buffer", "0", "--address", "{addr}", "--data", filepath.Join(dir, "nfyio-kernelbuf-data")},
+			env:  cleanEnv(nfyioEnv...),
+		})
+		if *memBin != "" {
+			procs = append(procs, &proc{name: "memserver-sendbuf", bin: *memBin, dir: dir, ready: "/", args: []string{"-addr", "{addr}", "-send-buffer", "262144"}, env: cleanEnv()})
+		}
+	}
 	for _, p := range procs {
 		cmd := filepath.Base(p.bin) + " " + strings.Join(p.args, " ")
 		cmd = strings.ReplaceAll(strings.ReplaceAll(cmd, "{addr}", "127.0.0.1:PORT"), dir, "$WORK")
@@ -324,11 +339,11 @@ func runE2E(args []string) error {
 		}
 		return nil
 	}
-	// servers run every load; the nfyio variants only the loads extras
-	// names.
+	// servers run every load; the variants only the loads extras names.
+	variants := []string{"nfyio-nosync", "nfyio-norecycle", "nfyio-kernelbuf", "memserver-sendbuf"}
 	servers := procs[:0:0]
 	for _, p := range procs {
-		if p.name != "nfyio-nosync" && p.name != "nfyio-norecycle" {
+		if !slices.Contains(variants, p.name) {
 			servers = append(servers, p)
 		}
 	}
@@ -390,6 +405,9 @@ func runE2E(args []string) error {
 		if s.Op == "put" && s.Size >= 1<<20 {
 			names = append(names, "nfyio-norecycle")
 		}
+		if s.Op == "get" && s.Size >= 1<<20 {
+			names = append(names, "nfyio-kernelbuf", "memserver-sendbuf")
+		}
 		return names
 	}
 
@@ -420,7 +438,13 @@ func runE2E(args []string) error {
 		large("GET 16MiB", "get", 8), large("GET 16MiB", "get", 32),
 	}
 	if anyWanted(largeLoads) {
-		for _, p := range servers {
+		ps := servers
+		for _, name := range extras(large("GET 16MiB", "get", 8)) {
+			if p := byName(name); p != nil {
+				ps = append(slices.Clip(ps), p)
+			}
+		}
+		for _, p := range ps {
 			if _, err := pop(p, smallBucket, largePrefix, largeKeys, largeSize, 8, 10*time.Minute, "16 MiB objects"); err != nil {
 				return err
 			}
@@ -488,7 +512,7 @@ func runE2E(args []string) error {
 }
 
 func logResult(r result) {
-	fmt.Fprintf(os.Stderr, "load: %-20s c%-2d %-12s %8.0f obj/s %7.1f MiB/s p50 %7.2f ms p99 %7.2f ms cli %6.0f µs/op srv %6.0f µs/op rss %6.1f MiB err %d %s\n",
+	fmt.Fprintf(os.Stderr, "load: %-20s c%-2d %-17s %8.0f obj/s %7.1f MiB/s p50 %7.2f ms p99 %7.2f ms cli %6.0f µs/op srv %6.0f µs/op rss %6.1f MiB err %d %s\n",
 		r.Load.Name, r.Load.Conc, r.Target, r.OpsPerSec, r.MiBPerSec, r.P50ms, r.P99ms, r.ClientCPUus, r.ServerCPUus, r.RSSMaxMiB, r.Errors, r.FirstError)
 }
 

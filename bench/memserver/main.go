@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"slices"
 	"sort"
@@ -214,8 +215,30 @@ func (b *bucket) list(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9100", "listen address")
+	sendBuffer := flag.Int("send-buffer", 0, "SO_SNDBUF of accepted connections in bytes; 0 leaves the kernel's autotuning (the bench also runs it with nfyio's buffer for local clients)")
 	flag.Parse()
 	s := &store{buckets: map[string]*bucket{}}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Printf("memserver listening on %s\n", *addr)
-	log.Fatal(http.ListenAndServe(*addr, s))
+	log.Fatal(http.Serve(sendBufferListener{ln, *sendBuffer}, s))
+}
+
+// sendBufferListener sets the send buffer of every accepted connection
+// when size is positive.
+type sendBufferListener struct {
+	net.Listener
+	size int
+}
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && l.size > 0 {
+		if err := tc.SetWriteBuffer(l.size); err != nil {
+			log.Printf("send buffer: %v", err)
+		}
+	}
+	return c, err
 }
