@@ -2,7 +2,7 @@
 # `make bench`: the speed and memory figures of nfyio storage, side by side
 # with a peer (versitygw, posix backend) and the machine's limits (a trivial
 # in-memory HTTP server over loopback, the raw disk). Writes bench/RESULTS.md
-# and prints the same tables. About 6 minutes on a 2-core machine.
+# and prints the same tables. About 7 minutes on a 2-core machine.
 #
 # Environment:
 #   BENCH_OUT        markdown file to write (default bench/RESULTS.md)
