@@ -248,6 +248,31 @@ func TestKernelsWholeMessages(t *testing.T) {
 
 // writeInChunks writes p to a fresh digest in chunks whose sizes cycle
 // through sizes, and returns the digest.
+// queueInChunks hashes p through Queue: copies of size-byte chunks of p
+// go into a ring of depth buffers, waited for only before the ring wraps,
+// and scribbled over once waited for.
+func queueInChunks(p []byte, size, depth int) []byte {
+	h := New()
+	ring := make([][]byte, depth)
+	for k := range ring {
+		ring[k] = make([]byte, size)
+	}
+	for k := 0; len(p) > 0; k = (k + 1) % depth {
+		if k == 0 {
+			h.Wait()
+			for _, b := range ring {
+				for j := range b {
+					b[j] ^= 0xa5
+				}
+			}
+		}
+		n := copy(ring[k], p)
+		p = p[n:]
+		h.Queue(ring[k][:n])
+	}
+	return h.Sum(nil)
+}
+
 func writeInChunks(p []byte, sizes []int) []byte {
 	h := New()
 	for i := 0; len(p) > 0; i++ {
@@ -455,6 +480,8 @@ func FuzzMatchesCryptoMD5(f *testing.F) {
 	f.Add([]byte("abc"), uint16(1), uint64(0), uint64(0))
 	f.Add(bytes.Repeat([]byte{0xff}, 70000), uint16(shareMin+1), uint64(0x0123456789abcdef), uint64(3))
 	f.Add(randomBytes(9, 3000), uint16(100), uint64(0xfedcba9876543210), uint64(1<<63|12345))
+	// Whole-block chunks big enough to share: Queue lines them up.
+	f.Add(randomBytes(10, 200<<10+17), uint16(2*shareMin), uint64(0), uint64(2))
 	f.Fuzz(func(t *testing.T, p []byte, chunk uint16, lanes, state uint64) {
 		size := int(chunk)
 		if size == 0 {
@@ -463,6 +490,9 @@ func FuzzMatchesCryptoMD5(f *testing.F) {
 		want := md5.Sum(p)
 		if got := writeInChunks(p, []int{size}); !bytes.Equal(got, want[:]) {
 			t.Fatalf("len %d chunk %d: got %x, want %x", len(p), size, got, want)
+		}
+		if got := queueInChunks(p, size, 1+int(state%5)); !bytes.Equal(got, want[:]) {
+			t.Fatalf("len %d chunk %d queued: got %x, want %x", len(p), size, got, want)
 		}
 		if len(p) < BlockSize {
 			return
