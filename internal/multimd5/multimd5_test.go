@@ -362,11 +362,7 @@ func testConcurrentStreams(t *testing.T) {
 		}
 		return nil
 	})
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.leading || len(shared.queue) != 0 {
-		t.Fatalf("scheduler not idle after all streams finished: leading=%v queue=%d", shared.leading, len(shared.queue))
-	}
+	checkIdle(t)
 }
 
 // TestStartWaitDoubleBuffered hashes like an upload does: copy the next
@@ -444,6 +440,13 @@ func testQueueRing(t *testing.T) {
 		}
 		return nil
 	})
+	checkIdle(t)
+}
+
+// checkIdle fails t unless the scheduler is idle: no leader, no job
+// queued, as it must be once every stream has finished.
+func checkIdle(t *testing.T) {
+	t.Helper()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.leading || len(shared.queue) != 0 {
