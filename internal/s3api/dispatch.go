@@ -84,6 +84,13 @@ func (s *Server) authorize(req *request) error {
 		return err
 	}
 	if token := req.query.Get(OnceParam); token != "" {
+		if req.auth.Kind != sigv4.PresignedV4 {
+			// A V2 signature does not cover the token: the same URL without
+			// it would pass too, so honouring it would promise one use and
+			// deliver many. Refused before anything is redeemed.
+			req.info.AuthFailure = "policy"
+			return s3err.InvalidRequest.WithMessage("One-time URLs (" + OnceParam + ") must be signed with Signature Version 4: a Version 2 signature does not cover the token.")
+		}
 		err := s.cfg.Meta.Redeem(req.ctx, req.auth.AccessKeyID+"/"+token, req.auth.Expires)
 		if errors.Is(err, storage.ErrAlreadyRedeemed) {
 			req.info.AuthFailure = "reuse"

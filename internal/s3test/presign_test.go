@@ -871,6 +871,14 @@ func TestPresignedV2(t *testing.T) {
 	if e.Expires == "" || e.ServerTime == "" {
 		t.Fatalf("V2 expired elements %+v", e)
 	}
+	// A one-time token on a V2 URL is refused, not honoured: the V2
+	// signature does not cover it, so dropping it would make the URL
+	// reusable. Refused every time, and nothing is spent or served.
+	onceV2 := psPresignV2(srv.URL, "GET", bucket, "v2/report.txt", "", in, nil) + "&" + presign.OnceParam + "=v2-token"
+	for range 2 {
+		resp, rb = psCall(t, "GET", onceV2, nil, nil)
+		psFail(t, "V2 one-time", resp, rb, 400, "InvalidRequest", "One-time URLs (X-Nfyio-Once) must be signed with Signature Version 4: a Version 2 signature does not cover the token.")
+	}
 	// Stretching the expiry of a V2 URL breaks its signature.
 	stretched := psSetQuery(t, psPresignV2(srv.URL, "GET", bucket, "v2/report.txt", "", in, nil), "Expires", strconv.FormatInt(in.Add(time.Hour).Unix(), 10))
 	resp, rb = psCall(t, "GET", stretched, nil, nil)
