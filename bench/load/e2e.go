@@ -360,18 +360,24 @@ func runE2E(args []string) error {
 	}
 	want := func(name string) bool { return only == nil || only.MatchString(name) }
 	var extras func(loadSpec) []string
+	// runs returns the servers spec runs against: every one, and the
+	// variants extras names for it.
+	runs := func(spec loadSpec) []*proc {
+		ps := servers
+		for _, name := range extras(spec) {
+			if p := byName(name); p != nil {
+				ps = append(slices.Clip(ps), p)
+			}
+		}
+		return ps
+	}
 	begun := time.Now()
 	runLoads := func(specs []loadSpec) {
 		for _, spec := range specs {
 			if !want(spec.Name) {
 				continue
 			}
-			ps := servers
-			for _, name := range extras(spec) {
-				if p := byName(name); p != nil {
-					ps = append(slices.Clip(ps), p)
-				}
-			}
+			ps := runs(spec)
 			tgs := make([]*target, len(ps))
 			for i, p := range ps {
 				tgs[i] = p.tg
@@ -438,13 +444,8 @@ func runE2E(args []string) error {
 		large("GET 16MiB", "get", 8), large("GET 16MiB", "get", 32),
 	}
 	if anyWanted(largeLoads) {
-		ps := servers
-		for _, name := range extras(large("GET 16MiB", "get", 8)) {
-			if p := byName(name); p != nil {
-				ps = append(slices.Clip(ps), p)
-			}
-		}
-		for _, p := range ps {
+		// The GET loads' variants read the objects too.
+		for _, p := range runs(large("GET 16MiB", "get", 8)) {
 			if _, err := pop(p, smallBucket, largePrefix, largeKeys, largeSize, 8, 10*time.Minute, "16 MiB objects"); err != nil {
 				return err
 			}

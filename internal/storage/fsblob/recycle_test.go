@@ -2,6 +2,7 @@ package fsblob
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -45,16 +46,21 @@ func putBytes(t *testing.T, s *Store, data []byte) string {
 
 func readBlob(t *testing.T, s *Store, ref string) []byte {
 	t.Helper()
-	b, err := s.Open(t.Context(), ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	got, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
+	got, err := readRef(t.Context(), s, ref)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return got
+}
+
+// readRef reads the whole blob ref, for goroutines that report errors.
+func readRef(ctx context.Context, s *Store, ref string) ([]byte, error) {
+	b, err := s.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	return io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
 }
 
 func stat(t *testing.T, path string) os.FileInfo {
@@ -437,12 +443,7 @@ func TestRecyclingConcurrent(t *testing.T) {
 							}
 						}
 					}
-					b, err := s.Open(t.Context(), ref)
-					if err != nil {
-						return err
-					}
-					got, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
-					_ = b.Close()
+					got, err := readRef(t.Context(), s, ref)
 					if err != nil {
 						return err
 					}
