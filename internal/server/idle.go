@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -118,6 +119,12 @@ func (t *idleTrimmer) tick(now time.Time) bool {
 		return false
 	}
 	t.trimmedAt = n
+	// Buffers in sync.Pools (the upload rings: 1 MiB each) outlive one
+	// collection as the pools' victims; the first collection makes them
+	// victims, FreeOSMemory's frees them and returns their pages. With only
+	// FreeOSMemory, a server idle after 32 concurrent 16 MiB PUTs kept
+	// 54 MiB resident instead of 20.
+	runtime.GC()
 	debug.FreeOSMemory()
 	if r, ok := t.meta.(memoryReleaser); ok {
 		if err := r.ReleaseMemory(); err != nil {

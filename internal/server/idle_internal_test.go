@@ -7,8 +7,11 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,4 +146,31 @@ func TestIdleTrimmerPolicy(t *testing.T) {
 	if got := releases(); got != 2 {
 		t.Fatalf("nfyio_idle_releases_total = %v after two trims", got)
 	}
+}
+
+// TestIdleTrimFreesPools: memory that only a sync.Pool holds (the upload
+// rings after a burst of large PUTs) is given back by a single trim, not
+// kept for another collection as the pool's victim.
+func TestIdleTrimFreesPools(t *testing.T) {
+	const bufs, size = 32, 1 << 20
+	// No collection but the trim's: one run while filling the pool would
+	// make the buffers victims already, and a single collection then frees
+	// them.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	pool := sync.Pool{}
+	for range bufs {
+		pool.Put(make([]byte, size))
+	}
+	tr := newIdleTrimmer(nil, newMetrics(), func(msg string, args ...any) { t.Errorf("%s %v", msg, args) })
+	tr.started.Add(1)
+	tr.lastEnd.Store(time.Now().Add(-time.Minute).UnixNano())
+	if !tr.tick(time.Now()) {
+		t.Fatal("no trim with the server idle for a minute")
+	}
+	s := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	rtmetrics.Read(s)
+	if live := s[0].Value.Uint64(); live >= bufs*size {
+		t.Fatalf("live heap after the trim %d bytes: the pool's %d MiB survived it", live, bufs*size>>20)
+	}
+	runtime.KeepAlive(&pool)
 }
