@@ -54,6 +54,11 @@ type e2eReport struct {
 	Commands map[string]string `json:"commands"`
 	LoadAvg  map[string]string `json:"loadavg"`
 	Notes    []string          `json:"notes"`
+
+	// TCP congestion control: the host's default and the one the load
+	// generator's connections use.
+	HostCongestion   string `json:"host_congestion"`
+	ClientCongestion string `json:"client_congestion"`
 }
 
 type populateResult struct {
@@ -108,6 +113,11 @@ type proc struct {
 	ok200 bool
 	cmd   *exec.Cmd
 	tg    *target
+
+	congestion string // of the load generator's connections to it
+	// of is the server process this entry shares, nil when it runs its
+	// own: the same server seen by a client set up differently.
+	of *proc
 }
 
 // cleanEnv is the environment without variables that would change a
@@ -162,7 +172,7 @@ func (p *proc) start(ctx context.Context) (time.Duration, error) {
 	}
 	p.cmd = cmd
 	endpoint := "http://" + addr
-	p.tg = newTarget(p.name, endpoint, cmd.Process.Pid, benchAccess, benchSecret)
+	p.tg = newTarget(p.name, endpoint, cmd.Process.Pid, benchAccess, benchSecret, p.congestion)
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	poll := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 2 * time.Second}
@@ -229,6 +239,8 @@ func runE2E(args []string) error {
 	pprof := fs.Bool("pprof", false, "start nfyio with NFYIO_PPROF=1 (profiling while it runs)")
 	big := fs.Bool("big", true, "measure a 1 GiB PUT and GET against nfyio")
 	rounds := fs.Int("rounds", 3, "windows each load's measured time is split in, the servers taking turns")
+	congestion := fs.String("congestion", defaultCongestion, "TCP congestion control of the load generator's connections (empty: the host's default)")
+	hostcc := fs.Bool("hostcc", true, "also run the 16 MiB PUT loads against nfyio and memserver with the host's default congestion control, where it is another")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -314,6 +326,23 @@ func runE2E(args []string) error {
 		}
 	}
 	for _, p := range procs {
+		p.congestion = *congestion
+	}
+	rep.HostCongestion, rep.ClientCongestion = hostCongestion(), *congestion
+	if host := rep.HostCongestion; *hostcc && *congestion != "" && host != "" && host != *congestion {
+		// The same nfyio and memserver, with the client of an S3 SDK that
+		// leaves its sockets alone on this host.
+		for _, p := range procs[:len(procs):len(procs)] {
+			if p.name == "nfyio" || p.name == "memserver" {
+				procs = append(procs, &proc{name: p.name + "-hostcc", of: p})
+			}
+		}
+	}
+	for _, p := range procs {
+		if p.of != nil {
+			rep.Commands[p.name] = fmt.Sprintf("the %s process; the load generator's connections on the host's default congestion control (%s)", p.of.name, rep.HostCongestion)
+			continue
+		}
 		cmd := filepath.Base(p.bin) + " " + strings.Join(p.args, " ")
 		cmd = strings.ReplaceAll(strings.ReplaceAll(cmd, "{addr}", "127.0.0.1:PORT"), dir, "$WORK")
 		cmd = strings.ReplaceAll(cmd, benchSecret, "$SECRET")
@@ -326,6 +355,10 @@ func runE2E(args []string) error {
 		}
 	}()
 	for _, p := range procs {
+		if p.of != nil {
+			p.tg = newTarget(p.name, p.of.tg.Endpoint, p.of.tg.PID, benchAccess, benchSecret, p.congestion)
+			continue
+		}
 		if _, err := p.start(ctx); err != nil {
 			return err
 		}
@@ -340,7 +373,7 @@ func runE2E(args []string) error {
 		return nil
 	}
 	// servers run every load; the variants only the loads extras names.
-	variants := []string{"nfyio-nosync", "nfyio-norecycle", "nfyio-kernelbuf", "memserver-sendbuf"}
+	variants := []string{"nfyio-nosync", "nfyio-norecycle", "nfyio-kernelbuf", "memserver-sendbuf", "nfyio-hostcc", "memserver-hostcc"}
 	servers := procs[:0:0]
 	for _, p := range procs {
 		if !slices.Contains(variants, p.name) {
@@ -348,10 +381,13 @@ func runE2E(args []string) error {
 		}
 	}
 	time.Sleep(time.Second)
-	for _, p := range procs {
+	// Entries that share another's process are left out of what concerns
+	// the process alone.
+	own := slices.DeleteFunc(slices.Clone(procs), func(p *proc) bool { return p.of != nil })
+	for _, p := range own {
 		rep.Idle = append(rep.Idle, idleNow(p.name, p.tg.PID, "after start-up"))
 	}
-	for _, p := range procs {
+	for _, p := range own {
 		for _, b := range []string{smallBucket, listBucket} {
 			if err := p.tg.createBucket(ctx, b); err != nil {
 				return err
@@ -409,7 +445,7 @@ func runE2E(args []string) error {
 			names = append(names, "nfyio-nosync")
 		}
 		if s.Op == "put" && s.Size >= 1<<20 {
-			names = append(names, "nfyio-norecycle")
+			names = append(names, "nfyio-norecycle", "nfyio-hostcc", "memserver-hostcc")
 		}
 		if s.Op == "get" && s.Size >= 1<<20 {
 			names = append(names, "nfyio-kernelbuf", "memserver-sendbuf")
@@ -477,7 +513,7 @@ func runE2E(args []string) error {
 
 	nf := byName("nfyio")
 	time.Sleep(2 * time.Second)
-	for _, p := range procs {
+	for _, p := range own {
 		rep.Idle = append(rep.Idle, idleNow(p.name, p.tg.PID, "2 s after the loads"))
 	}
 

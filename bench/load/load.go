@@ -32,10 +32,16 @@ type target struct {
 	secret   string
 }
 
-func newTarget(name, endpoint string, pid int, access, secret string) *target {
+// newTarget returns the client of one server. congestion names the TCP
+// congestion control of its connections; empty keeps the host's default.
+func newTarget(name, endpoint string, pid int, access, secret, congestion string) *target {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	if congestion != "" {
+		dialer.Control = func(_, _ string, rc syscall.RawConn) error { return setCongestion(rc, congestion) }
+	}
 	tr := &http.Transport{
 		Proxy:               nil, // never a proxy from the environment: this is loopback
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         dialer.DialContext,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 1024,
 		IdleConnTimeout:     90 * time.Second,

@@ -23,7 +23,7 @@ func TestLoadsAgainstStore(t *testing.T) {
 	s3test.NoEnv(t)
 	srv := s3test.Start(t)
 	ctx := context.Background()
-	tg := newTarget("nfyio", srv.URL, os.Getpid(), s3test.RootAccessKey, s3test.RootSecretKey)
+	tg := newTarget("nfyio", srv.URL, os.Getpid(), s3test.RootAccessKey, s3test.RootSecretKey, defaultCongestion)
 	for _, b := range []string{smallBucket, listBucket, smallBucket} {
 		if err := tg.createBucket(ctx, b); err != nil {
 			t.Fatal(err)
@@ -64,7 +64,7 @@ func TestLoadsAgainstStore(t *testing.T) {
 	}
 
 	// A wrong secret is refused, and the load counts the refusals.
-	bad := newTarget("bad", srv.URL, 0, s3test.RootAccessKey, "not-the-secret")
+	bad := newTarget("bad", srv.URL, 0, s3test.RootAccessKey, "not-the-secret", defaultCongestion)
 	spec := loadSpec{Name: "get", Op: "get", Size: smallSize, Conc: 1, Bucket: smallBucket, Prefix: smallPrefix, Keys: 20}
 	r := runRounds(ctx, []*target{bad}, spec, 1, 0, 200*time.Millisecond)[0]
 	if r.Errors == 0 || r.Ops != 0 || !strings.Contains(r.FirstError, "SignatureDoesNotMatch") {

@@ -59,6 +59,7 @@ func runOne(args []string) error {
 	dur := fs.Duration("duration", 5*time.Second, "measured time")
 	warm := fs.Duration("warmup", time.Second, "warm-up")
 	populate := fs.Bool("populate", true, "create the bucket and PUT the key space first")
+	congestion := fs.String("congestion", defaultCongestion, "TCP congestion control of the connections (empty: the host's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func runOne(args []string) error {
 		return fmt.Errorf("size at most %d", len(payload))
 	}
 	ctx := context.Background()
-	t := newTarget("server", *endpoint, *pid, *access, *secret)
+	t := newTarget("server", *endpoint, *pid, *access, *secret, *congestion)
 	if *populate {
 		if err := t.createBucket(ctx, *bucket); err != nil {
 			return err

@@ -257,8 +257,15 @@ func render(benches []goBench, rep *e2eReport, dr *diskReport, wall time.Duratio
 	if rep.Duration > 0 {
 		p("| each load | %.0f s measured after %.0f s warm-up |\n", rep.Duration, rep.Warmup)
 	}
-	for _, name := range []string{"nfyio", "nfyio-nosync", "nfyio-norecycle", "nfyio-kernelbuf", "versitygw", "memserver", "memserver-sendbuf"} {
+	if rep.ClientCongestion != "" {
+		p("| TCP congestion control | host's default %s; the load generator's connections %s |\n", orUnknown(rep.HostCongestion), rep.ClientCongestion)
+	}
+	for _, name := range []string{"nfyio", "nfyio-nosync", "nfyio-norecycle", "nfyio-kernelbuf", "nfyio-hostcc", "versitygw", "memserver", "memserver-sendbuf", "memserver-hostcc"} {
 		if c, ok := rep.Commands[name]; ok {
+			if strings.HasSuffix(name, "-hostcc") {
+				p("| %s | %s |\n", name, c) // a description, not a command
+				continue
+			}
 			v := rep.Versions[name]
 			if v != "" {
 				v = " (" + v + ")"
@@ -316,6 +323,10 @@ func render(benches []goBench, rep *e2eReport, dr *diskReport, wall time.Duratio
 		p("this is nfyio writing new files, as uploads of new keys do). ")
 		p("For 16 MiB GETs, **nfyio-kernelbuf** (`--local-send-buffer 0`) is nfyio without the 256 KiB send buffer it sets on connections from its own host, as the client's are, ")
 		p("and **memserver-sendbuf** is the loopback limit with that buffer too. ")
+		if rep.find("nfyio-hostcc", "PUT 16MiB", 8) != nil {
+			p("The load generator's connections use %s, which never paces; for 16 MiB PUTs, **nfyio-hostcc** and **memserver-hostcc** are the same two servers loaded by a client that keeps the host's default, %s, ", rep.ClientCongestion, rep.HostCongestion)
+			p("as an S3 SDK does (see README.md on what pacing costs on this machine). ")
+		}
 		p("obj/s and MiB/s are over the measured window; latencies are per request; RSS is the server's VmRSS, sampled every 100 ms; ")
 		p("CPU is µs of CPU time per operation.\n\n")
 		p("| load | c | server | obj/s | MiB/s | p50 ms | p99 ms | RSS MiB before / max | server CPU µs/op | client CPU µs/op | errors |\n")
@@ -332,7 +343,7 @@ func render(benches []goBench, rep *e2eReport, dr *diskReport, wall time.Duratio
 			p("| %s | %d | %s | %.0f | %.1f | %.2f | %.2f | %.1f / %.1f | %.0f | %.0f | %s |\n", r.Load.Name, r.Load.Conc, r.Target,
 				r.OpsPerSec, r.MiBPerSec, r.P50ms, r.P99ms, r.RSSIdleMiB, r.RSSMaxMiB, r.ServerCPUus, r.ClientCPUus, errs)
 		}
-		p("\n### Ratios (throughput)\n\n| load | c | nfyio / versitygw | nfyio / memserver | nfyio-nosync / nfyio | nfyio-norecycle / versitygw | nfyio-kernelbuf / memserver | nfyio / memserver-sendbuf |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
+		p("\n### Ratios (throughput)\n\n| load | c | nfyio / versitygw | nfyio / memserver | nfyio-nosync / nfyio | nfyio-norecycle / versitygw | nfyio-kernelbuf / memserver | nfyio / memserver-sendbuf | nfyio-hostcc / memserver-hostcc |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		seen := map[string]bool{}
 		for _, r := range rep.Results {
 			k := r.Load.Name + "/" + strconv.Itoa(r.Load.Conc)
@@ -343,13 +354,14 @@ func render(benches []goBench, rep *e2eReport, dr *diskReport, wall time.Duratio
 			nf := rep.find("nfyio", r.Load.Name, r.Load.Conc)
 			mib := r.Load.Size >= 1<<20
 			mem := rep.find("memserver", r.Load.Name, r.Load.Conc)
-			p("| %s | %d | %s | %s | %s | %s | %s | %s |\n", r.Load.Name, r.Load.Conc,
+			p("| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", r.Load.Name, r.Load.Conc,
 				fmtRatio(ratio(nf, rep.find("versitygw", r.Load.Name, r.Load.Conc), mib)),
 				fmtRatio(ratio(nf, mem, mib)),
 				fmtRatio(ratio(rep.find("nfyio-nosync", r.Load.Name, r.Load.Conc), nf, mib)),
 				fmtRatio(ratio(rep.find("nfyio-norecycle", r.Load.Name, r.Load.Conc), rep.find("versitygw", r.Load.Name, r.Load.Conc), mib)),
 				fmtRatio(ratio(rep.find("nfyio-kernelbuf", r.Load.Name, r.Load.Conc), mem, mib)),
-				fmtRatio(ratio(nf, rep.find("memserver-sendbuf", r.Load.Name, r.Load.Conc), mib)))
+				fmtRatio(ratio(nf, rep.find("memserver-sendbuf", r.Load.Name, r.Load.Conc), mib)),
+				fmtRatio(ratio(rep.find("nfyio-hostcc", r.Load.Name, r.Load.Conc), rep.find("memserver-hostcc", r.Load.Name, r.Load.Conc), mib)))
 		}
 		p("\n")
 	}
@@ -440,6 +452,14 @@ func targets(rep *e2eReport, dr *diskReport) [][3]string {
 		if nr := rep.find("nfyio-norecycle", "PUT 16MiB", c); nr != nil {
 			measured += fmt.Sprintf(" (new files, nfyio-norecycle: %.0f MiB/s = %.0f%%)", nr.MiBPerSec, nr.MiBPerSec/limit*100)
 		}
+		if hc := rep.find("nfyio-hostcc", "PUT 16MiB", c); hc != nil {
+			// That client's loopback limit is memserver-hostcc.
+			hlimit, hwhat := limit, what
+			if hm := rep.find("memserver-hostcc", "PUT 16MiB", c); hm != nil && hm.MiBPerSec < hlimit {
+				hlimit, hwhat = hm.MiBPerSec, "memserver-hostcc"
+			}
+			measured += fmt.Sprintf(" (client on the host's %s, nfyio-hostcc: %.0f MiB/s = %.0f%% of %s)", rep.HostCongestion, hc.MiBPerSec, hc.MiBPerSec/hlimit*100, hwhat)
+		}
 		add(fmt.Sprintf("PUT 16MiB, %d clients: ≥ 80%% of min(loopback PUT, disk write)", c), measured, v >= 0.8, true)
 	}
 	if r := rep.find("nfyio", "PUT 16MiB", 32); r != nil {
@@ -460,4 +480,11 @@ func targets(rep *e2eReport, dr *diskReport) [][3]string {
 		add("1 GiB "+x.Op+": RSS < 100 MiB", fmt.Sprintf("%.1f MiB", x.RSSMaxMiB), x.RSSMaxMiB < 100 && x.Error == "", true)
 	}
 	return out
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
