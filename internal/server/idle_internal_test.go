@@ -159,7 +159,8 @@ func TestIdleTrimFreesPools(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	pool := sync.Pool{}
 	for range bufs {
-		pool.Put(make([]byte, size))
+		b := make([]byte, size)
+		pool.Put(&b)
 	}
 	tr := newIdleTrimmer(nil, newMetrics(), func(msg string, args ...any) { t.Errorf("%s %v", msg, args) })
 	tr.started.Add(1)
