@@ -128,6 +128,33 @@ func TestTargets(t *testing.T) {
 	}
 }
 
+// The 16 MiB PUT targets are judged on the load generator's own client and
+// also give the figure of a client on the host's default congestion
+// control, against that client's own loopback limit when it is the lower.
+func TestTargetsHostCongestion(t *testing.T) {
+	res := func(target string, mib float64) result {
+		return result{Target: target, Load: loadSpec{Name: "PUT 16MiB", Conc: 8, Size: 16 << 20}, MiBPerSec: mib}
+	}
+	rep := &e2eReport{HostCongestion: "bbr", ClientCongestion: "reno", Results: []result{
+		res("nfyio", 900), res("memserver", 4000), res("nfyio-hostcc", 500), res("memserver-hostcc", 600),
+	}}
+	for _, tr := range targets(rep, &diskReport{SeqWriteMiBps: 1000}) {
+		if tr[0] != "PUT 16MiB, 8 clients: ≥ 80% of min(loopback PUT, disk write)" {
+			continue
+		}
+		if tr[2] != "**met**" {
+			t.Errorf("judged %q, want met: nfyio did 90%% of the disk", tr[2])
+		}
+		for _, want := range []string{"900 MiB/s = 90% of disk's 1000 MiB/s", "client on the host's bbr, nfyio-hostcc: 500 MiB/s = 83% of memserver-hostcc"} {
+			if !strings.Contains(tr[1], want) {
+				t.Errorf("measured %q lacks %q", tr[1], want)
+			}
+		}
+		return
+	}
+	t.Fatal("no 8-client 16 MiB PUT target")
+}
+
 // TestPayloadFileOutlivesGC: the descriptor payloadPath names must stay
 // the payload file after garbage collections (a finalizer once closed it,
 // and large PUTs then sent whatever file took its number).
