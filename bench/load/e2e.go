@@ -332,7 +332,7 @@ func runE2E(args []string) error {
 	if host := rep.HostCongestion; *hostcc && *congestion != "" && host != "" && host != *congestion {
 		// The same nfyio and memserver, with the client of an S3 SDK that
 		// leaves its sockets alone on this host.
-		for _, p := range procs[:len(procs):len(procs)] {
+		for _, p := range procs { // the range ends at the procs it started with
 			if p.name == "nfyio" || p.name == "memserver" {
 				procs = append(procs, &proc{name: p.name + "-hostcc", of: p})
 			}
